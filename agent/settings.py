@@ -1,0 +1,76 @@
+"""The worker's configuration: one settings object, read once from the environment."""
+
+from __future__ import annotations
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_AGENT_NAME = "kyutai-agent"
+# LiveKit's documented development credentials (livekit-server --dev); refused outside dev mode.
+DEV_API_KEY = "devkey"
+DEV_API_SECRET = "secret"
+MIN_SECRET_LENGTH = 32
+
+
+class AgentSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
+
+    livekit_url: str = Field("ws://127.0.0.1:7880", validation_alias="LIVEKIT_URL")
+    livekit_api_key: str | None = Field(None, validation_alias="LIVEKIT_API_KEY")
+    livekit_api_secret: SecretStr | None = Field(None, validation_alias="LIVEKIT_API_SECRET")
+
+    stt_url: str = Field("ws://127.0.0.1:8089", validation_alias="KYUTAI_STT_URL")
+    tts_url: str = Field("ws://127.0.0.1:8089", validation_alias="KYUTAI_TTS_URL")
+    kyutai_api_key: SecretStr = Field(
+        SecretStr("public_token"), validation_alias="KYUTAI_API_KEY"
+    )
+    llm_url: str = Field("http://127.0.0.1:8000", validation_alias="KYUTAI_LLM_URL")
+    llm_model: str | None = Field(None, validation_alias="KYUTAI_LLM_MODEL")
+    llm_api_key: SecretStr | None = Field(None, validation_alias="KYUTAI_LLM_API_KEY")
+
+    agent_name: str = Field(
+        DEFAULT_AGENT_NAME, validation_alias=AliasChoices("LIVEKIT_AGENT_NAME", "AGENT_NAME")
+    )
+    http_host: str = Field("0.0.0.0", validation_alias="AGENT_HTTP_HOST")
+    http_port: int = Field(8081, ge=0, le=65535, validation_alias="AGENT_HTTP_PORT")
+    prometheus_port: int | None = Field(
+        None, ge=0, le=65535, validation_alias="AGENT_PROMETHEUS_PORT"
+    )
+    # Warm job processes kept ready, so a new room does not wait for a process to start.
+    num_idle_processes: int = Field(1, ge=0, le=64, validation_alias="AGENT_NUM_IDLE_PROCESSES")
+    # Conversations one worker runs at once; the worker reports itself full at
+    # AGENT_LOAD_THRESHOLD x AGENT_MAX_JOBS (see capacity.py).
+    max_jobs: int = Field(16, ge=1, validation_alias="AGENT_MAX_JOBS")
+    load_threshold: float = Field(1.0, gt=0, le=1, validation_alias="AGENT_LOAD_THRESHOLD")
+    # Seconds a draining worker (SIGTERM) lets running conversations finish.
+    drain_timeout_s: int = Field(600, ge=0, validation_alias="AGENT_DRAIN_TIMEOUT_S")
+    dev_mode: bool = Field(False, validation_alias="KYUTAI_DEV_MODE")
+
+    @field_validator("prometheus_port", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: object) -> object:
+        return None if value in ("", None) else value
+
+    @field_validator("agent_name")
+    @classmethod
+    def _agent_name_not_blank(cls, value: str) -> str:
+        value = value.strip()
+        if not value:
+            raise ValueError("must not be empty: the worker only accepts explicit dispatch")
+        return value
+
+    def credential_problem(self, *, devmode: bool) -> str | None:
+        """Why the LiveKit credentials can't be used, or None when they are fine."""
+        if not self.livekit_api_key or self.livekit_api_secret is None:
+            return "LIVEKIT_API_KEY and LIVEKIT_API_SECRET must be set"
+        secret = self.livekit_api_secret.get_secret_value()
+        if devmode or self.dev_mode:
+            return None
+        if self.livekit_api_key == DEV_API_KEY or secret == DEV_API_SECRET:
+            return (
+                "the LiveKit development keys (devkey/secret) are only accepted in dev mode "
+                "(`python -m agent dev` or KYUTAI_DEV_MODE=1)"
+            )
+        if len(secret) < MIN_SECRET_LENGTH:
+            return f"LIVEKIT_API_SECRET must be at least {MIN_SECRET_LENGTH} characters"
+        return None

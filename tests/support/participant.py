@@ -1,0 +1,219 @@
+"""A real WebRTC participant for tests: speaks WAV files, records what the agent says."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from livekit import api, rtc
+
+from .speech import read_wav
+
+SAMPLE_RATE = 24000
+FRAME_SAMPLES = 480  # 20 ms, what WebRTC sends per packet
+
+
+def make_token(
+    api_key: str,
+    api_secret: str,
+    *,
+    room: str,
+    identity: str,
+    dispatch_agent: str | None = None,
+    dispatch_metadata: str = "",
+    ttl_s: int = 600,
+) -> str:
+    """A join token; with `dispatch_agent`, its RoomConfiguration dispatches that agent."""
+    import datetime
+
+    token = (
+        api.AccessToken(api_key, api_secret)
+        .with_identity(identity)
+        .with_name(identity)
+        .with_ttl(datetime.timedelta(seconds=ttl_s))
+        .with_grants(api.VideoGrants(room_join=True, room=room, can_publish=True,
+                                     can_subscribe=True, can_publish_data=True))
+    )
+    if dispatch_agent:
+        token = token.with_room_config(
+            api.RoomConfiguration(
+                agents=[api.RoomAgentDispatch(agent_name=dispatch_agent,
+                                              metadata=dispatch_metadata)]
+            )
+        )
+    return token.to_jwt()
+
+
+@dataclass
+class ReceivedAudio:
+    identity: str
+    received_at: float  # time.monotonic() when the frame arrived
+    samples: np.ndarray  # float32 mono at SAMPLE_RATE
+
+
+@dataclass
+class Transcript:
+    identity: str  # who published the stream
+    text: str
+    attributes: dict[str, str]
+    received_at: float
+
+
+@dataclass
+class AttributeChange:
+    identity: str
+    changed: dict[str, str]
+    received_at: float
+
+
+@dataclass
+class TestParticipant:
+    """Joins a room as a user. Every callback records into lists and wakes `wait_for`."""
+
+    __test__ = False  # not a pytest class
+
+    identity: str
+    room: rtc.Room = field(default_factory=rtc.Room)
+    audio: list[ReceivedAudio] = field(default_factory=list)
+    transcripts: list[Transcript] = field(default_factory=list)
+    attribute_changes: list[AttributeChange] = field(default_factory=list)
+    _changed: asyncio.Event = field(default_factory=asyncio.Event)
+    _tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    _source: rtc.AudioSource | None = None
+
+    async def join(self, url: str, token: str) -> None:
+        self.room.on("track_subscribed", self._on_track_subscribed)
+        self.room.on("participant_attributes_changed", self._on_attributes)
+        self.room.on("participant_connected", lambda _p: self._notify())
+        self.room.on("participant_disconnected", lambda _p: self._notify())
+        self.room.register_text_stream_handler("lk.transcription", self._on_text_stream)
+        await self.room.connect(url, token, rtc.RoomOptions(auto_subscribe=True))
+
+    async def leave(self) -> None:
+        await self.room.disconnect()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    # --- waiting -----------------------------------------------------------------------
+    def _notify(self) -> None:
+        self._changed.set()
+
+    async def wait_for(self, predicate: Callable[[], bool], *, timeout: float, what: str) -> None:
+        """Wait until `predicate()` holds, re-checking whenever something is received."""
+        deadline = time.monotonic() + timeout
+        while not predicate():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"{self.identity}: timed out after {timeout}s waiting for {what}")
+            self._changed.clear()
+            try:
+                await asyncio.wait_for(self._changed.wait(), timeout=min(remaining, 0.5))
+            except TimeoutError:
+                pass
+
+    def agents(self) -> list[rtc.RemoteParticipant]:
+        return [p for p in self.room.remote_participants.values()
+                if p.kind == rtc.ParticipantKind.PARTICIPANT_KIND_AGENT]
+
+    async def wait_for_agent(self, timeout: float = 10.0) -> rtc.RemoteParticipant:
+        await self.wait_for(lambda: bool(self.agents()), timeout=timeout, what="an agent to join")
+        return self.agents()[0]
+
+    def agent_state(self) -> str | None:
+        agents = self.agents()
+        return agents[0].attributes.get("lk.agent.state") if agents else None
+
+    def agent_audio(self) -> np.ndarray:
+        frames = [a.samples for a in self.audio]
+        return np.concatenate(frames) if frames else np.zeros(0, dtype=np.float32)
+
+    def agent_audio_after(self, t: float, *, min_rms: float = 0.01) -> float | None:
+        """Monotonic arrival time of the first audible agent frame after `t`, if any."""
+        for chunk in self.audio:
+            if chunk.received_at >= t and float(np.sqrt(np.mean(chunk.samples**2))) >= min_rms:
+                return chunk.received_at
+        return None
+
+    # --- speaking ----------------------------------------------------------------------
+    async def publish_microphone(self) -> rtc.AudioSource:
+        if self._source is None:
+            self._source = rtc.AudioSource(SAMPLE_RATE, 1, queue_size_ms=200)
+            track = rtc.LocalAudioTrack.create_audio_track("microphone", self._source)
+            opts = rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE)
+            await self.room.local_participant.publish_track(track, opts)
+        return self._source
+
+    async def say(self, wav: Path, *, trailing_silence_s: float = 0.0) -> float:
+        """Speak a WAV in real time; returns the monotonic time its last sample was sent."""
+        samples, rate = read_wav(wav)
+        if rate != SAMPLE_RATE:
+            raise ValueError(f"{wav}: expected {SAMPLE_RATE} Hz, got {rate}")
+        end = await self.stream_samples(samples)
+        if trailing_silence_s > 0:
+            await self.stream_samples(np.zeros(int(trailing_silence_s * SAMPLE_RATE), np.float32))
+        return end
+
+    async def stream_samples(self, samples: np.ndarray) -> float:
+        source = await self.publish_microphone()
+        pcm = (np.clip(samples, -1, 1) * 32767).astype(np.int16)
+        for start in range(0, len(pcm), FRAME_SAMPLES):
+            chunk = pcm[start : start + FRAME_SAMPLES]
+            if len(chunk) < FRAME_SAMPLES:
+                chunk = np.pad(chunk, (0, FRAME_SAMPLES - len(chunk)))
+            # capture_frame paces us: it waits while the source's 200 ms queue is full.
+            await source.capture_frame(
+                rtc.AudioFrame(chunk.tobytes(), SAMPLE_RATE, 1, FRAME_SAMPLES)
+            )
+        await source.wait_for_playout()
+        return time.monotonic()
+
+    # --- receiving ---------------------------------------------------------------------
+    def _spawn(self, coro: object) -> None:
+        task = asyncio.ensure_future(coro)  # type: ignore[arg-type]
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _on_track_subscribed(
+        self,
+        track: rtc.Track,
+        _pub: rtc.RemoteTrackPublication,
+        participant: rtc.RemoteParticipant,
+    ) -> None:
+        if track.kind == rtc.TrackKind.KIND_AUDIO:
+            self._spawn(self._record(track, participant.identity))
+        self._notify()
+
+    async def _record(self, track: rtc.Track, identity: str) -> None:
+        try:
+            stream = rtc.AudioStream(track, sample_rate=SAMPLE_RATE, num_channels=1)
+        except Exception:  # the track went away before we could open it (agent left)
+            return
+        try:
+            async for event in stream:
+                data = np.frombuffer(event.frame.data, dtype=np.int16).astype(np.float32) / 32768
+                self.audio.append(ReceivedAudio(identity, time.monotonic(), data))
+                self._notify()
+        except Exception:  # the stream's handle is gone once the track is unpublished
+            return
+        finally:
+            await stream.aclose()
+
+    def _on_text_stream(self, reader: rtc.TextStreamReader, identity: str) -> None:
+        async def read() -> None:
+            text = await reader.read_all()
+            attrs = dict(reader.info.attributes or {})
+            self.transcripts.append(Transcript(identity, text, attrs, time.monotonic()))
+            self._notify()
+
+        self._spawn(read())
+
+    def _on_attributes(self, changed: dict[str, str], participant: rtc.Participant) -> None:
+        self.attribute_changes.append(
+            AttributeChange(participant.identity, dict(changed), time.monotonic())
+        )
+        self._notify()

@@ -1,0 +1,60 @@
+"""Run the agent worker (`python -m agent`) as a subprocess against a test livekit-server."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from .livekit_server import ROOT, LiveKitServer
+from .ports import free_port
+from .procs import ManagedProcess, http_ok, spawn, wait_until
+
+
+@dataclass
+class WorkerHandle:
+    process: ManagedProcess
+    http_port: int
+    agent_name: str
+
+    @property
+    def health_url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}/"
+
+    def healthy(self) -> bool:
+        return http_ok(self.health_url)
+
+    def stop(self, timeout: float = 20.0) -> int:
+        return self.process.stop(timeout=timeout)
+
+
+def start_worker(
+    server: LiveKitServer,
+    log_dir: Path,
+    *,
+    name: str = "agent-worker",
+    agent_name: str = "kyutai-agent",
+    mode: str = "start",
+    env: Mapping[str, str] | None = None,
+    timeout: float = 60.0,
+) -> WorkerHandle:
+    """Start the worker and wait until it has registered with the server."""
+    http_port = free_port()
+    full_env = {
+        "LIVEKIT_URL": server.url,
+        "LIVEKIT_API_KEY": server.api_key,
+        "LIVEKIT_API_SECRET": server.api_secret,
+        "LIVEKIT_AGENT_NAME": agent_name,
+        "AGENT_HTTP_HOST": "127.0.0.1",
+        "AGENT_HTTP_PORT": str(http_port),
+        "NO_TORCH_COMPILE": "1",
+        "PYTHONUNBUFFERED": "1",
+        **(env or {}),
+    }
+    process = spawn(name, [sys.executable, "-m", "agent", mode, "--log-level", "debug"],
+                    log_dir, env=full_env, cwd=ROOT)
+    handle = WorkerHandle(process=process, http_port=http_port, agent_name=agent_name)
+    wait_until(lambda: "registered worker" in process.log_tail(200_000), timeout=timeout,
+               what=f"{name} to register", process=process, interval=0.2)
+    return handle
