@@ -1,0 +1,1 @@
+"""Token service: mints scoped LiveKit room tokens that dispatch the Kyutai agent."""
