@@ -15,36 +15,112 @@ MIN_SECRET_LENGTH = 32
 class AgentSettings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
 
-    livekit_url: str = Field("ws://127.0.0.1:7880", validation_alias="LIVEKIT_URL")
-    livekit_api_key: str | None = Field(None, validation_alias="LIVEKIT_API_KEY")
-    livekit_api_secret: SecretStr | None = Field(None, validation_alias="LIVEKIT_API_SECRET")
-
-    stt_url: str = Field("ws://127.0.0.1:8089", validation_alias="KYUTAI_STT_URL")
-    tts_url: str = Field("ws://127.0.0.1:8089", validation_alias="KYUTAI_TTS_URL")
-    kyutai_api_key: SecretStr = Field(
-        SecretStr("public_token"), validation_alias="KYUTAI_API_KEY"
+    livekit_url: str = Field(
+        "ws://127.0.0.1:7880",
+        description="LiveKit server the worker registers with",
+        validation_alias="LIVEKIT_URL",
     )
-    llm_url: str = Field("http://127.0.0.1:8000", validation_alias="KYUTAI_LLM_URL")
-    llm_model: str | None = Field(None, validation_alias="KYUTAI_LLM_MODEL")
-    llm_api_key: SecretStr | None = Field(None, validation_alias="KYUTAI_LLM_API_KEY")
+    livekit_api_key: str | None = Field(
+        None,
+        description="LiveKit API key (devkey is accepted in dev mode only)",
+        validation_alias="LIVEKIT_API_KEY",
+    )
+    livekit_api_secret: SecretStr | None = Field(
+        None,
+        description="LiveKit API secret (>= 32 characters outside dev mode)",
+        validation_alias="LIVEKIT_API_SECRET",
+    )
+
+    stt_url: str = Field(
+        "ws://127.0.0.1:8089",
+        description="Kyutai STT server(s), comma-separated: tried in order when one is full",
+        validation_alias="KYUTAI_STT_URL",
+    )
+    tts_url: str = Field(
+        "ws://127.0.0.1:8089",
+        description="Kyutai TTS server(s), comma-separated: tried in order when one is full",
+        validation_alias="KYUTAI_TTS_URL",
+    )
+    kyutai_api_key: SecretStr = Field(
+        SecretStr("public_token"),
+        description="auth id sent to the Kyutai servers (`kyutai-api-key` header)",
+        validation_alias="KYUTAI_API_KEY",
+    )
+    llm_url: str = Field(
+        "http://127.0.0.1:8000",
+        description="OpenAI-compatible LLM server (its root or its /v1 URL)",
+        validation_alias="KYUTAI_LLM_URL",
+    )
+    llm_model: str | None = Field(
+        None,
+        description="LLM model name; unset = the only model `GET /v1/models` lists",
+        validation_alias="KYUTAI_LLM_MODEL",
+    )
+    llm_api_key: SecretStr | None = Field(
+        None,
+        description="API key for the LLM server, if it needs one",
+        validation_alias="KYUTAI_LLM_API_KEY",
+    )
 
     agent_name: str = Field(
-        DEFAULT_AGENT_NAME, validation_alias=AliasChoices("LIVEKIT_AGENT_NAME", "AGENT_NAME")
+        DEFAULT_AGENT_NAME,
+        description="name the worker registers under for explicit dispatch",
+        validation_alias=AliasChoices("LIVEKIT_AGENT_NAME", "AGENT_NAME"),
     )
-    http_host: str = Field("0.0.0.0", validation_alias="AGENT_HTTP_HOST")
-    http_port: int = Field(8081, ge=0, le=65535, validation_alias="AGENT_HTTP_PORT")
+    http_host: str = Field(
+        "0.0.0.0",
+        description="address of the worker's health endpoint",
+        validation_alias="AGENT_HTTP_HOST",
+    )
+    http_port: int = Field(
+        8081,
+        ge=0,
+        le=65535,
+        description="port of the worker's health endpoint (`GET /`)",
+        validation_alias="AGENT_HTTP_PORT",
+    )
     prometheus_port: int | None = Field(
-        None, ge=0, le=65535, validation_alias="AGENT_PROMETHEUS_PORT"
+        None,
+        ge=0,
+        le=65535,
+        description="port of the worker's Prometheus metrics; unset = off",
+        validation_alias="AGENT_PROMETHEUS_PORT",
     )
     # Warm job processes kept ready, so a new room does not wait for a process to start.
-    num_idle_processes: int = Field(1, ge=0, le=64, validation_alias="AGENT_NUM_IDLE_PROCESSES")
+    num_idle_processes: int = Field(
+        1,
+        ge=0,
+        le=64,
+        description="warm job processes kept ready for new rooms",
+        validation_alias="AGENT_NUM_IDLE_PROCESSES",
+    )
     # Conversations one worker runs at once; the worker reports itself full at
     # AGENT_LOAD_THRESHOLD x AGENT_MAX_JOBS (see capacity.py).
-    max_jobs: int = Field(16, ge=1, validation_alias="AGENT_MAX_JOBS")
-    load_threshold: float = Field(1.0, gt=0, le=1, validation_alias="AGENT_LOAD_THRESHOLD")
+    max_jobs: int = Field(
+        16,
+        ge=1,
+        description="conversations one worker runs at once",
+        validation_alias="AGENT_MAX_JOBS",
+    )
+    load_threshold: float = Field(
+        1.0,
+        gt=0,
+        le=1,
+        description="fraction of AGENT_MAX_JOBS at which the worker reports itself full",
+        validation_alias="AGENT_LOAD_THRESHOLD",
+    )
     # Seconds a draining worker (SIGTERM) lets running conversations finish.
-    drain_timeout_s: int = Field(600, ge=0, validation_alias="AGENT_DRAIN_TIMEOUT_S")
-    dev_mode: bool = Field(False, validation_alias="KYUTAI_DEV_MODE")
+    drain_timeout_s: int = Field(
+        600,
+        ge=0,
+        description="seconds a SIGTERM'd worker lets running conversations finish",
+        validation_alias="AGENT_DRAIN_TIMEOUT_S",
+    )
+    dev_mode: bool = Field(
+        False,
+        description="accept LiveKit's development keys outside `python -m agent dev`",
+        validation_alias="KYUTAI_DEV_MODE",
+    )
 
     @field_validator("prometheus_port", mode="before")
     @classmethod

@@ -47,9 +47,14 @@ async def make_participant(
         dispatch_agent: str | None = None,
         metadata: str = "",
     ) -> TestParticipant:
-        token = make_token(livekit_server.api_key, livekit_server.api_secret, room=room,
-                           identity=identity, dispatch_agent=dispatch_agent,
-                           dispatch_metadata=metadata)
+        token = make_token(
+            livekit_server.api_key,
+            livekit_server.api_secret,
+            room=room,
+            identity=identity,
+            dispatch_agent=dispatch_agent,
+            dispatch_metadata=metadata,
+        )
         participant = TestParticipant(identity=identity)
         await participant.join(livekit_server.url, token)
         joined.append(participant)

@@ -30,20 +30,31 @@ def worker(livekit_server: LiveKitServer, artifacts_dir: Path) -> Iterator[Worke
 async def test_token_dispatch_brings_the_agent(
     worker: WorkerHandle, make_participant: MakeParticipant, room_name: str
 ) -> None:
-    user = await make_participant(room_name, "alice", dispatch_agent="kyutai-agent",
-                                  metadata='{"character": "watercooler"}')
+    user = await make_participant(
+        room_name, "alice", dispatch_agent="kyutai-agent", metadata='{"character": "watercooler"}'
+    )
     agent = await user.wait_for_agent(timeout=10)
     assert agent.identity.startswith("agent-")
 
-    await user.wait_for(lambda: any(t.source == 2 for t in agent.track_publications.values()),
-                        timeout=10, what="the agent's microphone track")
-    await user.wait_for(lambda: user.agent_state() in ("listening", "thinking", "speaking"),
-                        timeout=10, what="lk.agent.state")
+    await user.wait_for(
+        lambda: any(t.source == 2 for t in agent.track_publications.values()),
+        timeout=10,
+        what="the agent's microphone track",
+    )
+    await user.wait_for(
+        lambda: user.agent_state() in ("listening", "thinking", "speaking"),
+        timeout=10,
+        what="lk.agent.state",
+    )
 
     job_log_before = worker.process.log_tail(400_000).count("ending the job")
     await user.leave()
-    wait_until(lambda: worker.process.log_tail(400_000).count("ending the job") > job_log_before,
-               timeout=20, what="the job to end after the user left", process=worker.process)
+    wait_until(
+        lambda: worker.process.log_tail(400_000).count("ending the job") > job_log_before,
+        timeout=20,
+        what="the job to end after the user left",
+        process=worker.process,
+    )
     assert worker.healthy(), "worker health endpoint must answer 200 after the job ended"
 
 
@@ -55,16 +66,19 @@ async def test_api_dispatch_into_existing_room(
 ) -> None:
     user = await make_participant(room_name, "bob")  # no dispatch in this token
     assert user.agents() == []
-    async with api.LiveKitAPI(livekit_server.http_url, livekit_server.api_key,
-                              livekit_server.api_secret) as lkapi:
+    async with api.LiveKitAPI(
+        livekit_server.http_url, livekit_server.api_key, livekit_server.api_secret
+    ) as lkapi:
         dispatch = await lkapi.agent_dispatch.create_dispatch(
-            api.CreateAgentDispatchRequest(agent_name="kyutai-agent", room=room_name,
-                                           metadata='{"character": "tutor"}')
+            api.CreateAgentDispatchRequest(
+                agent_name="kyutai-agent", room=room_name, metadata='{"character": "tutor"}'
+            )
         )
         assert dispatch.agent_name == "kyutai-agent"
         agent = await user.wait_for_agent(timeout=10)
-        await user.wait_for(lambda: user.agent_state() is not None, timeout=10,
-                            what="lk.agent.state")
+        await user.wait_for(
+            lambda: user.agent_state() is not None, timeout=10, what="lk.agent.state"
+        )
         dispatches = await lkapi.agent_dispatch.list_dispatch(room_name=room_name)
         # The server also lists the room's implicit (unnamed) dispatch.
         assert "kyutai-agent" in [d.agent_name for d in dispatches]

@@ -1,4 +1,4 @@
-"""A real livekit-server on free loopback ports, built or found by scripts/ensure-livekit-server.sh."""
+"""A real livekit-server on free loopback ports (from scripts/ensure-livekit-server.sh)."""
 
 from __future__ import annotations
 
@@ -70,8 +70,9 @@ def start_livekit_server(
     args = [livekit_server_binary(), "--config-body", yaml.safe_dump(config)]
     process = spawn(name, args, log_dir)
     http_url = f"http://127.0.0.1:{port}"
-    wait_until(lambda: http_ok(http_url), timeout=timeout, what=f"{name} on {http_url}",
-               process=process)
+    wait_until(
+        lambda: http_ok(http_url), timeout=timeout, what=f"{name} on {http_url}", process=process
+    )
     return LiveKitServer(
         url=f"ws://127.0.0.1:{port}",
         http_url=http_url,

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from livekit import api, rtc
@@ -35,14 +36,22 @@ def make_token(
         .with_identity(identity)
         .with_name(identity)
         .with_ttl(datetime.timedelta(seconds=ttl_s))
-        .with_grants(api.VideoGrants(room_join=True, room=room, can_publish=True,
-                                     can_subscribe=True, can_publish_data=True))
+        .with_grants(
+            api.VideoGrants(
+                room_join=True,
+                room=room,
+                can_publish=True,
+                can_subscribe=True,
+                can_publish_data=True,
+            )
+        )
     )
     if dispatch_agent:
         token = token.with_room_config(
             api.RoomConfiguration(
-                agents=[api.RoomAgentDispatch(agent_name=dispatch_agent,
-                                              metadata=dispatch_metadata)]
+                agents=[
+                    api.RoomAgentDispatch(agent_name=dispatch_agent, metadata=dispatch_metadata)
+                ]
             )
         )
     return token.to_jwt()
@@ -109,7 +118,7 @@ class TestParticipant:
         while not predicate():
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise TimeoutError(f"{self.identity}: timed out after {timeout}s waiting for {what}")
+                raise TimeoutError(f"{self.identity}: no {what} within {timeout}s")
             self._changed.clear()
             try:
                 await asyncio.wait_for(self._changed.wait(), timeout=min(remaining, 0.5))
@@ -117,8 +126,11 @@ class TestParticipant:
                 pass
 
     def agents(self) -> list[rtc.RemoteParticipant]:
-        return [p for p in self.room.remote_participants.values()
-                if p.kind == rtc.ParticipantKind.PARTICIPANT_KIND_AGENT]
+        return [
+            p
+            for p in self.room.remote_participants.values()
+            if p.kind == rtc.ParticipantKind.PARTICIPANT_KIND_AGENT
+        ]
 
     async def wait_for_agent(self, timeout: float = 10.0) -> rtc.RemoteParticipant:
         await self.wait_for(lambda: bool(self.agents()), timeout=timeout, what="an agent to join")
@@ -173,8 +185,8 @@ class TestParticipant:
         return time.monotonic()
 
     # --- receiving ---------------------------------------------------------------------
-    def _spawn(self, coro: object) -> None:
-        task = asyncio.ensure_future(coro)  # type: ignore[arg-type]
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 

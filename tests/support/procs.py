@@ -56,7 +56,7 @@ def spawn(
 ) -> ManagedProcess:
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / f"{name}.log"
-    log_file = open(log_path, "wb")  # noqa: SIM115 - closed by ManagedProcess.stop
+    log_file = open(log_path, "wb")
     proc = subprocess.Popen(
         list(args),
         stdout=log_file,

@@ -72,8 +72,10 @@ def speech_wav(
     samples, rate = read_wav(raw)
     raw.unlink()
     samples = _resample(samples, rate, sample_rate)
-    pad = [np.zeros(round(s * sample_rate), dtype=np.float32)
-           for s in (lead_silence_s, trail_silence_s)]
+    pad = [
+        np.zeros(round(s * sample_rate), dtype=np.float32)
+        for s in (lead_silence_s, trail_silence_s)
+    ]
     tmp = out.with_suffix(".tmp")
     write_wav(tmp, np.concatenate([pad[0], samples, pad[1]]), sample_rate)
     tmp.replace(out)  # atomic: concurrent tests never read a half-written file

@@ -171,15 +171,27 @@ class StubLLM:
         for piece in _pieces(reply.text):
             await send({"content": piece})
         for index, call in enumerate(reply.tool_calls):
-            await send({"tool_calls": [{
-                "index": index,
-                "id": f"call_{uuid.uuid4().hex[:8]}",
-                "type": "function",
-                "function": {"name": call.name, "arguments": json.dumps(call.arguments)},
-            }]})
+            await send(
+                {
+                    "tool_calls": [
+                        {
+                            "index": index,
+                            "id": f"call_{uuid.uuid4().hex[:8]}",
+                            "type": "function",
+                            "function": {
+                                "name": call.name,
+                                "arguments": json.dumps(call.arguments),
+                            },
+                        }
+                    ]
+                }
+            )
         await send({}, finish="tool_calls" if reply.tool_calls else "stop")
-        usage = {"prompt_tokens": 10, "completion_tokens": len(reply.text.split()),
-                 "total_tokens": 10 + len(reply.text.split())}
+        usage = {
+            "prompt_tokens": 10,
+            "completion_tokens": len(reply.text.split()),
+            "total_tokens": 10 + len(reply.text.split()),
+        }
         await resp.write(
             f"data: {json.dumps({'id': completion_id, 'object': 'chat.completion.chunk', 'created': created, 'model': MODEL, 'choices': [], 'usage': usage})}\n\n".encode()  # noqa: E501
         )
@@ -204,14 +216,25 @@ def _full_completion(completion_id: str, created: int, reply: Reply) -> dict[str
     message: dict[str, Any] = {"role": "assistant", "content": reply.text or None}
     if reply.tool_calls:
         message["tool_calls"] = [
-            {"id": f"call_{i}", "type": "function",
-             "function": {"name": c.name, "arguments": json.dumps(c.arguments)}}
+            {
+                "id": f"call_{i}",
+                "type": "function",
+                "function": {"name": c.name, "arguments": json.dumps(c.arguments)},
+            }
             for i, c in enumerate(reply.tool_calls)
         ]
     return {
-        "id": completion_id, "object": "chat.completion", "created": created, "model": MODEL,
-        "choices": [{"index": 0, "message": message,
-                     "finish_reason": "tool_calls" if reply.tool_calls else "stop"}],
+        "id": completion_id,
+        "object": "chat.completion",
+        "created": created,
+        "model": MODEL,
+        "choices": [
+            {
+                "index": 0,
+                "message": message,
+                "finish_reason": "tool_calls" if reply.tool_calls else "stop",
+            }
+        ],
     }
 
 

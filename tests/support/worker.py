@@ -52,9 +52,19 @@ def start_worker(
         "PYTHONUNBUFFERED": "1",
         **(env or {}),
     }
-    process = spawn(name, [sys.executable, "-m", "agent", mode, "--log-level", "debug"],
-                    log_dir, env=full_env, cwd=ROOT)
+    process = spawn(
+        name,
+        [sys.executable, "-m", "agent", mode, "--log-level", "debug"],
+        log_dir,
+        env=full_env,
+        cwd=ROOT,
+    )
     handle = WorkerHandle(process=process, http_port=http_port, agent_name=agent_name)
-    wait_until(lambda: "registered worker" in process.log_tail(200_000), timeout=timeout,
-               what=f"{name} to register", process=process, interval=0.2)
+    wait_until(
+        lambda: "registered worker" in process.log_tail(200_000),
+        timeout=timeout,
+        what=f"{name} to register",
+        process=process,
+        interval=0.2,
+    )
     return handle

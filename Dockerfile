@@ -1,0 +1,28 @@
+# One image for the Python services (agent worker, inference server, token service);
+# docker-compose.yml picks the command. The widget is built in a Node stage.
+FROM node:20-bookworm-slim AS widget
+WORKDIR /src
+COPY web/package.json web/package-lock.json web/
+RUN cd web && npm ci
+COPY web web
+RUN mkdir -p tokens/static && cd web && npm run build
+
+FROM python:3.11-slim-bookworm
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends libportaudio2 curl ca-certificates \
+ && rm -rf /var/lib/apt/lists/*
+COPY --from=ghcr.io/astral-sh/uv:0.13.9 /uv /usr/local/bin/uv
+WORKDIR /app
+ENV UV_LINK_MODE=copy UV_COMPILE_BYTECODE=1
+COPY pyproject.toml uv.lock ./
+COPY agent/pyproject.toml agent/
+COPY inference/pyproject.toml inference/
+COPY tokens/pyproject.toml tokens/
+COPY plugins/livekit-plugins-kyutai/pyproject.toml plugins/livekit-plugins-kyutai/README.md plugins/livekit-plugins-kyutai/
+RUN uv sync --frozen --no-dev --no-install-workspace
+COPY . .
+COPY --from=widget /src/tokens/static/widget.js tokens/static/widget.js
+RUN uv sync --frozen --no-dev
+ENV PATH=/app/.venv/bin:$PATH PYTHONUNBUFFERED=1
+# Silero VAD and other plugin assets, so workers start without network access.
+RUN python -m agent download-files || true
