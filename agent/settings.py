@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Literal
+
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -116,13 +119,87 @@ class AgentSettings(BaseSettings):
         description="seconds a SIGTERM'd worker lets running conversations finish",
         validation_alias="AGENT_DRAIN_TIMEOUT_S",
     )
+    status_port: int | None = Field(
+        8082,
+        ge=0,
+        le=65535,
+        description="port of the dependency health view (`GET /health`); empty = off",
+        validation_alias="AGENT_STATUS_PORT",
+    )
+    turn_detection: Literal["stt", "vad"] = Field(
+        "stt",
+        description="end of turn from the Kyutai pause heads (`stt`) or from Silero VAD "
+        "silence (`vad`: for the `tiny` models, whose pause heads mean nothing)",
+        validation_alias="KYUTAI_TURN_DETECTION",
+    )
+    min_endpointing_delay_s: float = Field(
+        0.1,
+        ge=0,
+        le=5,
+        description="extra wait after an end of turn before replying",
+        validation_alias="KYUTAI_MIN_ENDPOINTING_DELAY_S",
+    )
+    min_interruption_s: float = Field(
+        0.6,
+        ge=0,
+        description="speech shorter than this does not interrupt the agent (backchannels)",
+        validation_alias="KYUTAI_MIN_INTERRUPTION_S",
+    )
+    min_interruption_words: int = Field(
+        2,
+        ge=0,
+        description="words the user must say to interrupt the agent",
+        validation_alias="KYUTAI_MIN_INTERRUPTION_WORDS",
+    )
+    llm_timeout_s: float = Field(
+        15.0,
+        gt=0,
+        description="seconds without LLM output before the agent apologises",
+        validation_alias="KYUTAI_LLM_TIMEOUT_S",
+    )
+    context_tokens: int = Field(
+        6000,
+        ge=500,
+        description="history budget (estimated tokens) sent to the LLM; oldest turns dropped",
+        validation_alias="KYUTAI_CONTEXT_TOKENS",
+    )
+    silence_timeout_s: float = Field(
+        7.0,
+        gt=0,
+        description="user silence before the agent nudges",
+        validation_alias="KYUTAI_SILENCE_TIMEOUT_S",
+    )
+    max_silent_turns: int = Field(
+        3,
+        ge=1,
+        description="nudges without an answer before the agent says goodbye and leaves",
+        validation_alias="KYUTAI_MAX_SILENT_TURNS",
+    )
+    characters_file: Path = Field(
+        Path("characters.yaml"),
+        description="the characters catalogue",
+        validation_alias="KYUTAI_CHARACTERS_FILE",
+    )
+    recordings_dir: Path | None = Field(
+        None,
+        description="write per-session JSONL transcripts here (text only); unset = off",
+        validation_alias="KYUTAI_RECORDINGS_DIR",
+    )
     dev_mode: bool = Field(
         False,
         description="accept LiveKit's development keys outside `python -m agent dev`",
         validation_alias="KYUTAI_DEV_MODE",
     )
 
-    @field_validator("prometheus_port", mode="before")
+    @property
+    def stt_urls(self) -> list[str]:
+        return [u.strip() for u in self.stt_url.split(",") if u.strip()]
+
+    @property
+    def tts_urls(self) -> list[str]:
+        return [u.strip() for u in self.tts_url.split(",") if u.strip()]
+
+    @field_validator("prometheus_port", "status_port", "recordings_dir", mode="before")
     @classmethod
     def _empty_is_none(cls, value: object) -> object:
         return None if value in ("", None) else value

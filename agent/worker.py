@@ -3,16 +3,42 @@
 from __future__ import annotations
 
 import asyncio
+import random
+from typing import Any
 
-from livekit import rtc
-from livekit.agents import AgentServer, AutoSubscribe, JobContext
+from livekit.agents import (
+    AgentServer,
+    AgentSession,
+    APIConnectOptions,
+    AutoSubscribe,
+    JobContext,
+    JobProcess,
+    MetricsCollectedEvent,
+    llm,
+    metrics,
+    room_io,
+)
+from livekit.agents.voice.agent_session import SessionConnectOptions
+from livekit.plugins import kyutai, silero
 
+from . import metrics as agent_metrics
 from .capacity import job_load
+from .characters import CharacterSet, load_characters
+from .conversation import (
+    ConversationOptions,
+    KyutaiAgent,
+    SilencePolicy,
+    goodbye_said,
+    silence_reply_kwargs,
+)
+from .greeting import greeting_instruction
+from .llm_setup import build_llm, normalize_base_url, resolve_model
 from .log import logger
+from .prompts import PromptData, build_system_prompt, load_prompt_data
+from .recordings import Recording, opted_out
+from .room_config import RoomChoice, parse_room_metadata
 from .settings import AgentSettings
-
-AGENT_STATE_ATTRIBUTE = "lk.agent.state"
-SAMPLE_RATE = 24000
+from .tools import SessionState, tools_for
 
 
 def build_server(settings: AgentSettings) -> AgentServer:
@@ -30,46 +56,228 @@ def build_server(settings: AgentSettings) -> AgentServer:
         load_threshold=settings.load_threshold,
         load_fnc=lambda srv: job_load(len(srv.active_jobs), settings.max_jobs),
         drain_timeout=settings.drain_timeout_s,
+        setup_fnc=prewarm,
     )
-
     # Job processes are spawned: the entrypoint must be a module-level (picklable) function.
     server.rtc_session(entrypoint, agent_name=settings.agent_name)
     return server
 
 
+def prewarm(proc: JobProcess) -> None:
+    """Load once per job process, before any room is assigned: settings, characters, VAD."""
+    settings = AgentSettings()
+    proc.userdata["settings"] = settings
+    proc.userdata["characters"] = load_characters(settings.characters_file)
+    proc.userdata["prompt_data"] = load_prompt_data()
+    proc.userdata["vad"] = silero.VAD.load()
+
+
 async def entrypoint(ctx: JobContext) -> None:
-    """Join the room, publish the agent's voice track and state, end when the user leaves."""
-    await ctx.connect(auto_subscribe=AutoSubscribe.AUDIO_ONLY)
-    room = ctx.room
-    await room.local_participant.set_attributes({AGENT_STATE_ATTRIBUTE: "initializing"})
-
-    source = rtc.AudioSource(SAMPLE_RATE, 1)
-    track = rtc.LocalAudioTrack.create_audio_track("agent-voice", source)
-    options = rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE)
-    await room.local_participant.publish_track(track, options)
-    await room.local_participant.set_attributes({AGENT_STATE_ATTRIBUTE: "listening"})
-    logger.info("joined room %s", room.name, extra={"room": room.name})
-
-    user_left = asyncio.Event()
-
-    def on_participant_disconnected(participant: rtc.RemoteParticipant) -> None:
-        if not _has_users(room):
-            user_left.set()
-
-    room.on("participant_disconnected", on_participant_disconnected)
-    if not _has_users(room):
-        # The dispatching user may still be joining: give them a moment before leaving.
-        try:
-            await asyncio.wait_for(ctx.wait_for_participant(), timeout=60)
-        except TimeoutError:
-            user_left.set()
-    await user_left.wait()
-    logger.info("no user left in room %s, ending the job", room.name)
-    ctx.shutdown(reason="user left")
-
-
-def _has_users(room: rtc.Room) -> bool:
-    return any(
-        p.kind != rtc.ParticipantKind.PARTICIPANT_KIND_AGENT
-        for p in room.remote_participants.values()
+    settings: AgentSettings = ctx.proc.userdata["settings"]
+    characters: CharacterSet = ctx.proc.userdata["characters"]
+    prompt_data: PromptData = ctx.proc.userdata["prompt_data"]
+    choice = parse_room_metadata(ctx.job.metadata, characters)
+    ctx.log_context_fields = {"room": ctx.room.name, "character": choice.character_id}
+    logger.info(
+        "room %s: character=%s voice=%s language=%s subject=%s level=%s",
+        ctx.room.name,
+        choice.character_id,
+        choice.voice,
+        choice.language,
+        choice.subject,
+        choice.level,
     )
+
+    await ctx.connect(auto_subscribe=AutoSubscribe.AUDIO_ONLY)
+    session = await build_session(ctx, settings, choice)
+    agent = build_agent(settings, choice, prompt_data)
+    recording = (
+        Recording(settings.recordings_dir, f"{ctx.room.name}-{ctx.job.id}")
+        if settings.recordings_dir
+        else None
+    )
+    observe(ctx, session, settings, choice, recording)
+    agent_metrics.SESSIONS.inc()
+    await session.start(
+        agent=agent,
+        room=ctx.room,
+        room_options=room_io.RoomOptions(close_on_disconnect=True),
+        record=False,  # the framework's recorder would keep user audio: we never do
+    )
+
+
+async def build_session(
+    ctx: JobContext, settings: AgentSettings, choice: RoomChoice
+) -> AgentSession[SessionState]:
+    llm_base = normalize_base_url(settings.llm_url)
+    llm_key = settings.llm_api_key.get_secret_value() if settings.llm_api_key else None
+    model = ctx.proc.userdata.get("llm_model")
+    if model is None:
+        model = await resolve_model(llm_base, llm_key, settings.llm_model)
+        ctx.proc.userdata["llm_model"] = model
+    kyutai_key = settings.kyutai_api_key.get_secret_value()
+    return AgentSession[SessionState](
+        stt=kyutai.STT(url=settings.stt_urls, api_key=kyutai_key, language=choice.language),
+        tts=kyutai.TTS(
+            url=settings.tts_urls,
+            api_key=kyutai_key,
+            voice=choice.voice,
+            language=choice.language,
+        ),
+        llm=build_llm(
+            base_url=llm_base,
+            model=model,
+            api_key=llm_key,
+            timeout_s=settings.llm_timeout_s,
+            temperature=0.7,
+        ),
+        vad=ctx.proc.userdata["vad"],
+        turn_handling={
+            "turn_detection": settings.turn_detection,
+            # Kyutai's pause heads already waited for the silence: don't add the default 0.5 s.
+            "endpointing": {"min_delay": settings.min_endpointing_delay_s, "max_delay": 3.0},
+            "interruption": {
+                "mode": "vad",  # "adaptive" would call LiveKit's cloud
+                "min_duration": settings.min_interruption_s,
+                "min_words": settings.min_interruption_words,
+                "resume_false_interruption": True,
+                "false_interruption_timeout": 1.5,
+            },
+            "preemptive_generation": {"enabled": False},
+        },
+        userdata=SessionState(),
+        user_away_timeout=settings.silence_timeout_s,
+        use_tts_aligned_transcript=True,
+        conn_options=SessionConnectOptions(
+            llm_conn_options=APIConnectOptions(
+                max_retry=1, retry_interval=0.5, timeout=settings.llm_timeout_s
+            ),
+        ),
+    )
+
+
+def build_agent(settings: AgentSettings, choice: RoomChoice, data: PromptData) -> KyutaiAgent:
+    tools = tools_for(choice.character.tools)
+    instructions = build_system_prompt(
+        choice, data, rng=random.Random(), tools=[t.info.name for t in tools]
+    )
+    return KyutaiAgent(
+        instructions=instructions,
+        tools=tools,
+        options=ConversationOptions(
+            language=choice.language,
+            greeting_instructions=greeting_instruction(choice, data),
+            context_tokens=settings.context_tokens,
+            max_silent_turns=settings.max_silent_turns,
+        ),
+    )
+
+
+def observe(
+    ctx: JobContext,
+    session: AgentSession[SessionState],
+    settings: AgentSettings,
+    choice: RoomChoice,
+    recording: Recording | None,
+) -> None:
+    """Metrics, transcripts, silence handling and the end of the job, from session events."""
+    tracker = agent_metrics.TurnLatencyTracker()
+    silence = SilencePolicy(settings.max_silent_turns)
+    usage = metrics.UsageCollector()
+    tasks: set[asyncio.Task[Any]] = set()
+
+    if recording:
+        recording.write(
+            "session",
+            room=ctx.room.name,
+            character=choice.character_id,
+            language=choice.language,
+            subject=choice.subject,
+            level=choice.level,
+        )
+
+    @session.on("metrics_collected")
+    def _on_metrics(ev: MetricsCollectedEvent) -> None:
+        m = ev.metrics
+        usage.collect(m)
+        turn = None
+        speech_id = getattr(m, "speech_id", None)
+        if speech_id is None:
+            return
+        if isinstance(m, metrics.EOUMetrics):
+            turn = tracker.on_eou(speech_id, m.end_of_utterance_delay, m.transcription_delay)
+        elif isinstance(m, metrics.LLMMetrics):
+            turn = tracker.on_llm(speech_id, m.ttft)
+        elif isinstance(m, metrics.TTSMetrics):
+            turn = tracker.on_tts(speech_id, m.ttfb)
+        if turn is not None:
+            agent_metrics.observe_turn(turn)
+            logger.info(
+                "turn latency %s", {k: v and round(v, 3) for k, v in turn.as_dict().items()}
+            )
+            if recording:
+                recording.write("latency", **turn.as_dict())
+
+    @session.on("agent_false_interruption")
+    def _on_false_interruption(_ev: Any) -> None:
+        agent_metrics.FALSE_INTERRUPTIONS.inc()
+
+    @session.on("error")
+    def _on_error(ev: Any) -> None:
+        stage = str(getattr(ev.error, "type", "unknown")).replace("_error", "")
+        agent_metrics.ERRORS.labels(stage=stage).inc()
+
+    @session.on("conversation_item_added")
+    def _on_item(ev: Any) -> None:
+        item = ev.item
+        if not isinstance(item, llm.ChatMessage):
+            return
+        text = item.text_content or ""
+        if item.role == "assistant" and item.interrupted:
+            agent_metrics.INTERRUPTIONS.inc()
+        if item.role == "user" and text.strip() and text.strip() != "...":
+            silence.on_user_spoke()
+        if recording and not recording.deleted:
+            recording.write("message", role=item.role, text=text, interrupted=item.interrupted)
+        if item.role == "user" and goodbye_said(text):
+            logger.info("the user said goodbye")
+        if item.role == "assistant" and goodbye_said(text) and not item.interrupted:
+            logger.info("the agent said goodbye: ending the session")
+            session.shutdown(drain=True)
+
+    @session.on("user_state_changed")
+    def _on_user_state(ev: Any) -> None:
+        if ev.new_state == "speaking":
+            silence.on_user_spoke()
+        if ev.new_state != "away":
+            return
+        action = silence.on_silence()
+        logger.info("user silent (%d): %s", silence.silent_turns, action)
+
+        async def reply() -> None:
+            handle = session.generate_reply(**silence_reply_kwargs(action, choice.language))
+            await handle
+            if action == "goodbye":
+                session.shutdown(drain=True)
+            else:
+                session.reset_away_timer()
+
+        task = asyncio.create_task(reply())
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+
+    def _on_attributes(changed: dict[str, str], participant: Any) -> None:
+        if recording and not recording.deleted and opted_out(changed):
+            recording.delete()
+
+    ctx.room.on("participant_attributes_changed", _on_attributes)
+
+    @session.on("close")
+    def _on_close(ev: Any) -> None:
+        logger.info("session closed (%s), ending the job", getattr(ev, "reason", ""))
+        if recording and not recording.deleted:
+            recording.write(
+                "end", reason=str(getattr(ev, "reason", "")), usage=str(usage.get_summary())
+            )
+            recording.close()
+        ctx.shutdown(reason="session closed")

@@ -8,8 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.livekit_server import LiveKitServer, start_livekit_server
+from tests.support.inference_server import InferenceServer, start_inference_server
+from tests.support.livekit_server import ROOT, LiveKitServer, start_livekit_server
 from tests.support.participant import TestParticipant, make_token
+from tests.support.ports import free_port
 from tests.support.stub_llm import StubLLM
 
 
@@ -22,10 +24,44 @@ def livekit_server(artifacts_dir: Path) -> Iterator[LiveKitServer]:
         server.stop()
 
 
-@pytest.fixture
-def stub_llm() -> Iterator[StubLLM]:
+@pytest.fixture(scope="session")
+def stub_llm_server() -> Iterator[StubLLM]:
     with StubLLM() as stub:
         yield stub
+
+
+@pytest.fixture
+def stub_llm(stub_llm_server: StubLLM) -> StubLLM:
+    stub_llm_server.reset()
+    return stub_llm_server
+
+
+@pytest.fixture(scope="session")
+def inference_server(artifacts_dir: Path) -> Iterator[InferenceServer]:
+    """The real inference server with the tiny models (generated once into .cache/)."""
+    server = start_inference_server(
+        ROOT / ".cache" / "kyutai-tiny", batch_size=8, tts_batch_size=8,
+        log_dir=artifacts_dir / "logs",
+    )
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def agent_env(inference_server: InferenceServer, stub_llm_server: StubLLM) -> dict[str, str]:
+    """Environment for a worker wired to the tiny inference server and the stub LLM."""
+    return {
+        "KYUTAI_STT_URL": inference_server.url,
+        "KYUTAI_TTS_URL": inference_server.url,
+        "KYUTAI_API_KEY": inference_server.api_key,
+        "KYUTAI_LLM_URL": stub_llm_server.base_url,
+        # Tiny models' pause heads carry no meaning: end turns on Silero VAD silence.
+        "KYUTAI_TURN_DETECTION": "vad",
+        "AGENT_STATUS_PORT": str(free_port()),
+        "AGENT_PROMETHEUS_PORT": str(free_port()),
+    }
 
 
 @pytest.fixture

@@ -19,8 +19,11 @@ MakeParticipant = Callable[..., Awaitable[TestParticipant]]
 
 
 @pytest.fixture(scope="module")
-def worker(livekit_server: LiveKitServer, artifacts_dir: Path) -> Iterator[WorkerHandle]:
-    handle = start_worker(livekit_server, artifacts_dir / "logs", name="worker-dispatch")
+def worker(
+    livekit_server: LiveKitServer, artifacts_dir: Path, agent_env: dict[str, str]
+) -> Iterator[WorkerHandle]:
+    handle = start_worker(livekit_server, artifacts_dir / "logs", name="worker-dispatch",
+                          env=agent_env)
     try:
         yield handle
     finally:

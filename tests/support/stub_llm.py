@@ -96,6 +96,12 @@ class StubLLM:
     def __exit__(self, *_exc: object) -> None:
         self.stop()
 
+    def reset(self) -> None:
+        """Forget queued replies and recorded requests (between tests sharing one stub)."""
+        with self._lock:
+            self._scripted.clear()
+            self.requests.clear()
+
     def push(self, *replies: Reply) -> None:
         """Queue replies used, in order, before falling back to the responder."""
         with self._lock:
