@@ -67,6 +67,7 @@ class StubLLM:
         self._runner: web.AppRunner | None = None
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
+        self._stopping: asyncio.Event | None = None
         self._lock = threading.Lock()
 
     # --- lifecycle ---------------------------------------------------------------------
@@ -85,6 +86,8 @@ class StubLLM:
         loop = self._loop
         if loop is None or self._runner is None:
             return
+        if self._stopping is not None:
+            loop.call_soon_threadsafe(self._stopping.set)
         asyncio.run_coroutine_threadsafe(self._runner.cleanup(), loop).result(timeout=10)
         loop.call_soon_threadsafe(loop.stop)
         if self._thread:
@@ -110,6 +113,7 @@ class StubLLM:
     def _serve(self) -> None:
         self._loop = asyncio.new_event_loop()
         asyncio.set_event_loop(self._loop)
+        self._stopping = asyncio.Event()
         app = web.Application()
         app.router.add_get("/v1/models", self._models)
         app.router.add_post("/v1/chat/completions", self._chat)
@@ -147,7 +151,9 @@ class StubLLM:
             return _error(400, "`messages` must be a list")
         reply = self._next_reply(body)
         if reply.hang:
-            await asyncio.Event().wait()
+            assert self._stopping is not None
+            await self._stopping.wait()  # until the client gives up or the stub stops
+            return _error(503, "stub stopping")
         if reply.status != 200:
             return _error(reply.status, "scripted failure")
         if reply.first_token_delay_s:
