@@ -98,7 +98,6 @@ class TurnLatencyTracker:
         return None
 
 
-def observe_turn(turn: TurnLatency) -> None:
-    for stage, value in turn.as_dict().items():
-        if value is not None and value >= 0:
-            TURN_LATENCY.labels(stage=stage).observe(value)
+def observe_stage(stage: str, value: float) -> None:
+    if value >= 0:  # the framework reports -1 for "not measured"
+        TURN_LATENCY.labels(stage=stage).observe(value)

@@ -687,13 +687,15 @@ def build_system_prompt(
     now: datetime | None = None,
     rng: random.Random | None = None,
     tools: Collection[str] | None = None,
+    max_silent_turns: int = MAX_SILENT_TURNS,
 ) -> str:
     """The system prompt (the agent's instructions) for a room.
 
     ``now``: the local time for small talk (default: the machine's clock). ``rng``: draws the
     quiz questions and the conversation starter (default: unseeded). ``tools``: the tools the
     session actually gives the model (default: the character's ``tools``); the prompt mentions
-    only these.
+    only these. ``max_silent_turns``: silences in a row after which the model says goodbye
+    (keep it equal to the conversation code's setting).
     """
     now = datetime.now().astimezone() if now is None else now
     rng = random.Random() if rng is None else rng
@@ -710,7 +712,7 @@ def build_system_prompt(
         t.identity.format(name=choice.character.spoken_name),
         t.silence.format(
             silence=SILENCE_MESSAGE,
-            max_silent=number_words(MAX_SILENT_TURNS, choice.language),
+            max_silent=number_words(max_silent_turns, choice.language),
             how=t.silence_goodbye.format(goodbye=goodbye)
             + (t.silence_end_call if has_end_call else ""),
         ),

@@ -204,14 +204,21 @@ def observe(
         speech_id = getattr(m, "speech_id", None)
         if speech_id is None:
             return
+        # Each stage is observed as it comes (a greeting has no end of turn); end_to_end
+        # once a reply to the user has all three.
         if isinstance(m, metrics.EOUMetrics):
+            agent_metrics.observe_stage("end_of_turn", m.end_of_utterance_delay)
+            agent_metrics.observe_stage("transcript", m.transcription_delay)
             turn = tracker.on_eou(speech_id, m.end_of_utterance_delay, m.transcription_delay)
         elif isinstance(m, metrics.LLMMetrics):
+            agent_metrics.observe_stage("llm_ttft", m.ttft)
             turn = tracker.on_llm(speech_id, m.ttft)
         elif isinstance(m, metrics.TTSMetrics):
+            agent_metrics.observe_stage("tts_ttfb", m.ttfb)
             turn = tracker.on_tts(speech_id, m.ttfb)
         if turn is not None:
-            agent_metrics.observe_turn(turn)
+            if turn.end_to_end is not None:
+                agent_metrics.observe_stage("end_to_end", turn.end_to_end)
             logger.info(
                 "turn latency %s", {k: v and round(v, 3) for k, v in turn.as_dict().items()}
             )

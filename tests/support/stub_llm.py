@@ -60,7 +60,7 @@ class StubLLM:
         port: int = 0,
     ) -> None:
         self._scripted = list(replies or [])
-        self._responder = responder
+        self.responder = responder
         self._host, self._port = host, port
         self.requests: list[dict[str, Any]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -104,6 +104,7 @@ class StubLLM:
         with self._lock:
             self._scripted.clear()
             self.requests.clear()
+            self.responder = default_responder
 
     def push(self, *replies: Reply) -> None:
         """Queue replies used, in order, before falling back to the responder."""
@@ -140,7 +141,7 @@ class StubLLM:
             self.requests.append(body)
             if self._scripted:
                 return self._scripted.pop(0)
-        return self._responder(body)
+        return self.responder(body)
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:
         try:

@@ -1,0 +1,81 @@
+"""`python -m inference serve|download`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from typing import Any
+
+from inference.settings import Settings
+
+
+def _parse(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m inference")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run the websocket server")
+    serve.add_argument("--models", help="profile: default, tiny, stt-2.6b-en, full-random")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.add_argument("--only", choices=["stt", "tts", "both"])
+    serve.add_argument("--device")
+    serve.add_argument("--stt-batch-size", type=int)
+    serve.add_argument("--tts-batch-size", type=int)
+    serve.add_argument("--tts-n-q", type=int)
+    serve.add_argument("--tts-cfg", type=float)
+    serve.add_argument("--cache-dir")
+    serve.add_argument("--log-level", default="INFO")
+    dl = sub.add_parser("download", help="prefetch the weights and voices of a profile")
+    dl.add_argument("--models")
+    dl.add_argument("--cache-dir")
+    dl.add_argument("--log-level", default="WARNING")
+    return parser.parse_args(argv)
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides: dict[str, Any] = {
+        k: v
+        for k, v in vars(args).items()
+        if v is not None and k not in ("command", "log_level") and k in Settings.model_fields
+    }
+    return Settings(**overrides)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse(sys.argv[1:] if argv is None else argv)
+    logging.basicConfig(
+        level=getattr(logging, str(args.log_level).upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    settings = _settings(args)
+    from inference.profiles import WeightsUnavailable, configure_hf, download, get_profile
+
+    needs_hub = settings.models not in ("tiny", "full-random")
+    configure_hf(settings.hf_timeout_s, probe=needs_hub)
+    try:
+        if args.command == "download":
+            from inference.tiny import TINY_VOICES
+
+            profile = get_profile(settings.models, settings.cache_dir)
+            download(profile, sorted({settings.default_voice, *TINY_VOICES}))
+            print(f"profile {settings.models}: all files are available")
+            return 0
+        from inference.server import serve
+
+        asyncio.run(serve(settings))
+        return 0
+    except WeightsUnavailable as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 0
+    except OSError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    sys.exit(main())

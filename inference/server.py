@@ -1,0 +1,299 @@
+"""aiohttp server speaking the Kyutai streaming protocol on top of the batched engines."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import time
+import weakref
+from typing import Any
+
+import torch
+from aiohttp import WSMsgType, web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from inference import protocol
+from inference.engine import Session
+from inference.metrics import Metrics
+from inference.profiles import Profile, get_profile
+from inference.settings import Settings
+from inference.stt_engine import SttEngine
+from inference.tts_engine import TtsEngine
+from inference.voices import UnknownVoice, embedding_from_message
+
+log = logging.getLogger(__name__)
+
+ENGINES: web.AppKey[dict[str, Any]] = web.AppKey("engines", dict)
+SETTINGS: web.AppKey[Settings] = web.AppKey("settings", Settings)
+SOCKETS: web.AppKey[weakref.WeakSet[Any]] = web.AppKey("sockets", weakref.WeakSet)
+
+
+def pick_device(settings: Settings) -> str:
+    if settings.device:
+        return settings.device
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def batch_sizes(settings: Settings, device: str) -> tuple[int, int]:
+    gpu = device.startswith("cuda")
+    stt = settings.stt_batch_size or (64 if gpu else 8)
+    tts = settings.tts_batch_size or (16 if gpu else 4)
+    return stt, tts
+
+
+def _authorized(request: web.Request, keys: frozenset[str]) -> bool:
+    key = request.headers.get("kyutai-api-key") or request.query.get("auth_id")
+    return key is not None and key in keys
+
+
+async def _open_ws(request: web.Request) -> web.WebSocketResponse:
+    settings = request.app[SETTINGS]
+    # aiohttp's own limit sits above ours, so an oversized message gets an Error, not a hang-up.
+    ws = web.WebSocketResponse(heartbeat=10.0, max_msg_size=settings.max_message_bytes * 2)
+    await ws.prepare(request)
+    request.app[SOCKETS].add(ws)
+    return ws
+
+
+async def _send_error(
+    ws: web.WebSocketResponse, engine: str, message: str, metrics: Metrics
+) -> None:
+    metrics.errors.labels(engine).inc()
+    if not ws.closed:
+        await ws.send_bytes(protocol.error(message))
+
+
+async def _pump(session: Session, ws: web.WebSocketResponse) -> None:
+    """Forward the model thread's messages to the socket; `None` ends the session."""
+    try:
+        while True:
+            msgs = await session.queue.get()
+            if msgs is None:
+                await ws.close()
+                return
+            for m in msgs:
+                if ws.closed:
+                    return
+                await ws.send_bytes(protocol.pack(m))
+    except (ConnectionError, RuntimeError) as exc:  # client went away mid-send
+        log.debug("send failed: %s", exc)
+
+
+async def _reject_full(ws: web.WebSocketResponse) -> web.WebSocketResponse:
+    await ws.send_bytes(protocol.error("no free channels"))
+    await ws.close()
+    return ws
+
+
+async def asr_handler(request: web.Request) -> web.StreamResponse:
+    settings = request.app[SETTINGS]
+    if not _authorized(request, settings.api_key_set):
+        return web.Response(status=401, text="unauthorized")
+    engine: SttEngine | None = request.app[ENGINES].get("stt")
+    if engine is None:
+        return web.Response(status=404, text="stt is not served here")
+    ws = await _open_ws(request)
+    session = engine.acquire(asyncio.get_running_loop())
+    if session is None:
+        return await _reject_full(ws)
+    pump = asyncio.create_task(_pump(session, ws))
+    max_samples = int(settings.max_buffered_seconds * protocol.SAMPLE_RATE)
+    try:
+        await ws.send_bytes(protocol.ready())
+        async for msg in ws:
+            if msg.type != WSMsgType.BINARY:
+                if msg.type == WSMsgType.TEXT:
+                    await _send_error(ws, "stt", "expected binary msgpack", engine.metrics)
+                continue
+            try:
+                parsed = protocol.parse_stt(
+                    protocol.unpack(msg.data, max_bytes=settings.max_message_bytes)
+                )
+            except protocol.ProtocolError as exc:
+                await _send_error(ws, "stt", str(exc), engine.metrics)
+                continue
+            if isinstance(parsed, protocol.AudioIn):
+                if session.buffered_frames * protocol.FRAME_SIZE > max_samples:
+                    await _send_error(ws, "stt", "audio backlog too large", engine.metrics)
+                    continue
+                session.push_audio(parsed.pcm)
+            else:
+                session.push_marker(parsed.id)
+            engine.notify()
+    finally:
+        engine.release(session)
+        pump.cancel()
+    return ws
+
+
+def _check_format(fmt: str | None) -> str | None:
+    if fmt in (None, "", "PcmMessagePack"):
+        return None
+    return f"unsupported format {fmt!r}: this server only sends PcmMessagePack"
+
+
+async def tts_handler(request: web.Request) -> web.StreamResponse:
+    settings = request.app[SETTINGS]
+    if not _authorized(request, settings.api_key_set):
+        return web.Response(status=401, text="unauthorized")
+    engine: TtsEngine | None = request.app[ENGINES].get("tts")
+    if engine is None:
+        return web.Response(status=404, text="tts is not served here")
+    ws = await _open_ws(request)
+    problem = _check_format(request.query.get("format"))
+    voice: torch.Tensor | None = None
+    if problem is None and request.query.get("voice"):
+        name = request.query["voice"]
+        try:
+            # May download from the hub: keep it off the event loop.
+            voice = await asyncio.get_running_loop().run_in_executor(None, engine.load_voice, name)
+        except UnknownVoice as exc:
+            problem = str(exc)
+    if problem is not None:
+        await _send_error(ws, "tts", problem, engine.metrics)
+        await ws.close()
+        return ws
+    session = engine.acquire(asyncio.get_running_loop())
+    if session is None:
+        return await _reject_full(ws)
+    session.voice = voice
+    pump = asyncio.create_task(_pump(session, ws))
+    try:
+        await ws.send_bytes(protocol.ready())
+        async for msg in ws:
+            if msg.type not in (WSMsgType.BINARY, WSMsgType.TEXT):
+                continue
+            try:
+                parsed = protocol.parse_tts_frame(msg.data, max_bytes=settings.max_message_bytes)
+                if isinstance(parsed, protocol.VoiceIn):
+                    session.push_voice(embedding_from_message(parsed.embeddings, parsed.shape))
+            except (protocol.ProtocolError, UnknownVoice) as exc:
+                await _send_error(ws, "tts", str(exc), engine.metrics)
+                continue
+            if isinstance(parsed, protocol.TextIn):
+                session.push_text(parsed.text)
+            elif isinstance(parsed, protocol.EosIn):
+                session.push_eos()
+            engine.notify()
+        # Client closed its side: nothing more to say.
+    finally:
+        engine.release(session)
+        if not pump.done():
+            pump.cancel()
+    return ws
+
+
+async def build_info(request: web.Request) -> web.Response:
+    engines = request.app[ENGINES]
+    info: dict[str, Any] = {
+        "name": "kyutai-inference",
+        "version": "0.1.0",
+        "profile": request.app[SETTINGS].models,
+        "torch": torch.__version__,
+    }
+    stt: SttEngine | None = engines.get("stt")
+    if stt is not None:
+        info["stt"] = {
+            "repo": stt.repo,
+            "batch_size": stt.batch_size,
+            "delay_s": stt.delay_s,
+            "pause_heads": stt.has_pause_heads,
+        }
+    tts: TtsEngine | None = engines.get("tts")
+    if tts is not None:
+        info["tts"] = {
+            "repo": tts.repo,
+            "batch_size": tts.batch_size,
+            "n_q": tts.n_q,
+            "cfg": tts.cfg,
+            "default_voice": tts.default_voice_name,
+        }
+    return web.json_response(info)
+
+
+async def metrics_handler(request: web.Request) -> web.Response:
+    metrics: Metrics = request.app[ENGINES]["metrics"]
+    return web.Response(
+        body=generate_latest(metrics.registry),
+        headers={"Content-Type": CONTENT_TYPE_LATEST},
+    )
+
+
+def build_engines(settings: Settings, profile: Profile) -> dict[str, Any]:
+    device = pick_device(settings)
+    stt_bs, tts_bs = batch_sizes(settings, device)
+    metrics = Metrics()
+    engines: dict[str, Any] = {"metrics": metrics}
+    if settings.only in ("stt", "both"):
+        engines["stt"] = SttEngine(profile, batch_size=stt_bs, device=device, metrics=metrics)
+    if settings.only in ("tts", "both"):
+        engines["tts"] = TtsEngine(
+            profile,
+            batch_size=tts_bs,
+            device=device,
+            metrics=metrics,
+            n_q=settings.tts_n_q,
+            cfg=settings.tts_cfg,
+            temp=settings.tts_temp,
+            default_voice=settings.default_voice,
+        )
+    return engines
+
+
+def make_app(settings: Settings, engines: dict[str, Any]) -> web.Application:
+    app = web.Application(client_max_size=settings.max_message_bytes)
+    app[SETTINGS] = settings
+    app[ENGINES] = engines
+    app[SOCKETS] = weakref.WeakSet()
+    app.router.add_get("/api/asr-streaming", asr_handler)
+    app.router.add_get("/api/tts_streaming", tts_handler)
+    app.router.add_get("/api/build_info", build_info)
+    app.router.add_get("/metrics", metrics_handler)
+
+    async def close_sockets(app: web.Application) -> None:
+        sockets: weakref.WeakSet[Any] = app[SOCKETS]
+        for ws in list(sockets):
+            await ws.close(code=1001, message=b"server shutting down")
+
+    app.on_shutdown.append(close_sockets)
+    return app
+
+
+async def serve(settings: Settings) -> None:
+    if not pick_device(settings).startswith("cuda"):
+        # No compiler toolchain or CUDA graphs wanted on CPU.
+        import os
+
+        os.environ.setdefault("NO_TORCH_COMPILE", "1")
+        os.environ.setdefault("NO_CUDA_GRAPH", "1")
+    profile = get_profile(settings.models, settings.cache_dir)
+    t0 = time.perf_counter()
+    loop = asyncio.get_running_loop()
+    engines = await loop.run_in_executor(None, build_engines, settings, profile)
+    log.info("models loaded in %.1fs", time.perf_counter() - t0)
+    for name in ("stt", "tts"):
+        if name in engines:
+            engines[name].start()
+    app = make_app(settings, engines)
+    runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=5.0)
+    await runner.setup()
+    site = web.TCPSite(runner, settings.host, settings.port)
+    await site.start()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    served = ", ".join(n for n in ("stt", "tts") if n in engines)
+    print(
+        f"listening on http://{settings.host}:{settings.port} "
+        f"(profile {settings.models}, engines: {served})",
+        flush=True,
+    )
+    try:
+        await stop.wait()
+    finally:
+        log.info("shutting down")
+        await runner.cleanup()
+        for name in ("stt", "tts"):
+            if name in engines:
+                engines[name].stop()

@@ -1,0 +1,354 @@
+"""Deterministic tiny random checkpoints in the real Kyutai layout.
+
+They let the whole server (loading, batching, protocol) run on a CPU without any download. The files
+are written once into a cache directory and then loaded through moshi's normal loading path, exactly
+like the real Hugging Face checkpoints.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+log = logging.getLogger(__name__)
+
+# Bump when the generated files change, so stale caches are regenerated.
+TINY_VERSION = 6
+SEED = 1234
+MODEL_SIG = "1e68beda"
+MODEL_EPOCH = 240
+VOICE_SUFFIX = f".{MODEL_SIG}@{MODEL_EPOCH}.safetensors"
+VOICE_FRAMES = 125
+VOICE_DIM = 512
+
+# Voices as laid out in kyutai/tts-voices; the tiny profile ships random embeddings for each.
+TINY_VOICES: tuple[str, ...] = (
+    "expresso/ex03-ex01_happy_001_channel1_334s.wav",
+    "expresso/ex04-ex02_confused_001_channel2_111s.wav",
+    "unmute-prod-website/developer-1.mp3",
+    "vctk/p225_023.wav",
+    "cml-tts/fr/2114_1656_000001-0001.wav",
+    "cml-tts/fr/1406_1028_000009-0003.wav",
+)
+
+TEXT_CARD = 32
+AUDIO_CARD = 128
+MIMI_N_Q = 8
+
+MIMI_CONFIG: dict[str, Any] = {
+    "sample_rate": 24000,
+    "channels": 1,
+    "frame_rate": 12.5,
+    "seanet": {
+        "channels": 1,
+        "dimension": 32,
+        "causal": True,
+        "n_filters": 4,
+        "n_residual_layers": 1,
+        "activation": "ELU",
+        "compress": 2,
+        "dilation_base": 2,
+        "disable_norm_outer_blocks": 0,
+        "kernel_size": 7,
+        "residual_kernel_size": 3,
+        "last_kernel_size": 3,
+        "norm": "none",
+        "pad_mode": "constant",
+        "ratios": [8, 6, 5, 4],
+        "true_skip": True,
+    },
+    "quantizer": {
+        "dimension": 16,
+        "n_q": MIMI_N_Q,
+        "bins": AUDIO_CARD,
+        "input_dimension": 32,
+        "output_dimension": 32,
+    },
+    "transformer": {
+        "d_model": 32,
+        "num_heads": 4,
+        "num_layers": 1,
+        "causal": True,
+        "layer_scale": 0.01,
+        "context": 250,
+        "conv_layout": True,
+        "max_period": 10000,
+        "gating": "none",
+        "norm": "layer_norm",
+        "positional_embedding": "rope",
+        "dim_feedforward": 64,
+        "input_dimension": 32,
+        "output_dimensions": [32],
+    },
+}
+
+_SHARED_LM: dict[str, Any] = {
+    "card": AUDIO_CARD,
+    "n_q": MIMI_N_Q,
+    "dim": 64,
+    "text_card": TEXT_CARD,
+    "existing_text_padding_id": 3,
+    "num_heads": 4,
+    "num_layers": 2,
+    "hidden_scale": 4.125,
+    "causal": True,
+    "context": 100,
+    "max_period": 10000,
+    "gating": "silu",
+    "norm": "rms_norm_f32",
+    "positional_embedding": "rope",
+    "moshi_name": "model.safetensors",
+    "mimi_name": "mimi.safetensors",
+    "mimi_config_name": "mimi_config.json",
+    "tokenizer_name": "tokenizer.model",
+    "model_id": {"sig": MODEL_SIG, "epoch": MODEL_EPOCH},
+}
+
+STT_CONFIG: dict[str, Any] = {
+    **_SHARED_LM,
+    "dep_q": 0,
+    "delays": [0] * (MIMI_N_Q + 1),
+    "extra_heads_num_heads": 4,
+    "extra_heads_dim": 6,
+    "stt_config": {"audio_silence_prefix_seconds": 0.0, "audio_delay_seconds": 0.5},
+    "model_type": "stt",
+}
+
+_CFG_VALUES = ["1.0", "1.5", "2.0", "2.5", "3.0", "3.5", "4.0"]
+TTS_CONFIG: dict[str, Any] = {
+    **_SHARED_LM,
+    "dep_q": MIMI_N_Q,
+    "delays": [0, 0] + [2] * (MIMI_N_Q - 1),
+    "cross_attention": True,
+    "demux_second_stream": True,
+    "depformer_dim": 32,
+    "depformer_num_heads": 2,
+    "depformer_num_layers": 1,
+    "depformer_dim_feedforward": 64,
+    "depformer_multi_linear": True,
+    "depformer_pos_emb": "none",
+    "depformer_weights_per_step": True,
+    "depformer_weights_per_step_schedule": [0, 1, 2, 3, 4, 4, 4, 4],
+    "depformer_low_rank_embeddings": 16,
+    "conditioners": {
+        "speaker_wavs": {"type": "tensor", "tensor": {"dim": VOICE_DIM}},
+        "cfg": {
+            "type": "lut",
+            "lut": {
+                "n_bins": len(_CFG_VALUES),
+                "dim": 16,
+                "tokenizer": "noop",
+                "possible_values": _CFG_VALUES,
+            },
+        },
+        "control": {
+            "type": "lut",
+            "lut": {"n_bins": 1, "dim": 64, "tokenizer": "noop", "possible_values": ["ok"]},
+        },
+    },
+    "fuser": {"sum": ["control", "cfg"], "cross": ["speaker_wavs"]},
+    # Short delays keep tests quick while exercising the same code as the 1.6B model.
+    "tts_config": {"audio_delay": 0.32, "second_stream_ahead": 2},
+    "model_type": "tts",
+}
+
+# Text used to train the tiny SentencePiece model: mixed English/French so both tokenise.
+_CORPUS = [
+    "hello world this is a tiny test of the kyutai streaming speech models",
+    "the quick brown fox jumps over the lazy dog again and again",
+    "bonjour tout le monde ceci est un petit test de synthese vocale",
+    "speech to text and text to speech in real time for everyone",
+    "one two three four five six seven eight nine ten",
+]
+
+
+def default_cache_dir() -> Path:
+    env = os.environ.get("KYUTAI_CACHE_DIR")
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parent.parent / ".cache" / "kyutai-tiny"
+
+
+def tiny_root(cache_dir: Path) -> Path:
+    return cache_dir / f"v{TINY_VERSION}"
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    path.write_text(json.dumps(data, indent=2, sort_keys=True))
+
+
+def _train_tokenizer(dest: Path) -> None:
+    import io
+
+    import sentencepiece as spm
+
+    # In-memory input and output: no temporary paths end up inside the model (determinism).
+    buf = io.BytesIO()
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(_CORPUS * 4),
+        model_writer=buf,
+        vocab_size=TEXT_CARD,
+        hard_vocab_limit=False,
+        model_type="unigram",
+        character_coverage=1.0,
+        unk_id=0,
+        bos_id=1,
+        eos_id=2,
+        pad_id=3,
+        seed_sentencepiece_size=1000,
+        num_threads=1,
+        minloglevel=2,
+    )
+    dest.write_bytes(buf.getvalue())
+
+
+def _calibration_audio(gen: torch.Generator) -> torch.Tensor:
+    # Noise and tones at several levels: enough variety to spread latents over the codebooks.
+    t = torch.arange(24000 * 2) / 24000
+    sigs = []
+    for i in range(16):
+        amp = 0.05 + 0.6 * torch.rand((), generator=gen)
+        freq = 80 + 2000 * torch.rand((), generator=gen)
+        tone = torch.sin(2 * torch.pi * freq * t) * (
+            0.5 + 0.5 * torch.sin(2 * torch.pi * t * (i + 1))
+        )
+        noise = torch.randn(t.shape, generator=gen) * (i % 4) / 4
+        sigs.append(amp * (tone + noise))
+    return torch.stack(sigs)[:, None, :]
+
+
+def _init_mimi_codebooks(mimi: Any, gen: torch.Generator) -> None:
+    """A random Mimi has all-zero codebooks: every frame quantises to one code and decodes to a
+    constant signal. Seed each codebook with latents of real-ish audio (like a k-means init), so
+    codes follow the input and decoded audio varies with the codes."""
+    latent = mimi._encode_to_unquantized_latent(_calibration_audio(gen))
+    for rvq in (mimi.quantizer.rvq_first, mimi.quantizer.rvq_rest):
+        z = rvq.input_proj(latent)  # [B, D, T]
+        vectors = z.transpose(1, 2).reshape(-1, z.shape[1])
+        residual = vectors
+        for layer in rvq.vq.layers:
+            cb = layer._codebook
+            idx = torch.randint(0, residual.shape[0], (cb.embedding_sum.shape[0],), generator=gen)
+            centroids = residual[idx] + 0.01 * torch.randn(
+                (idx.numel(), residual.shape[1]), generator=gen
+            )
+            cb.embedding_sum.copy_(centroids)
+            cb.cluster_usage.fill_(1.0)
+            cb._initialized.fill_(1.0)
+            cb._embedding = None
+            dist = torch.cdist(residual, centroids)
+            residual = residual - centroids[dist.argmin(dim=1)]
+
+
+def _scale_decoder_output(mimi: Any, gen: torch.Generator) -> None:
+    """Random conv stacks give a tiny signal on a DC offset; rescale the last decoder conv so
+    decoded audio is centred and clearly audible (RMS about 0.2)."""
+    last: torch.nn.Conv1d | None = None
+    for module in mimi.decoder.modules():
+        if isinstance(module, torch.nn.Conv1d):
+            last = module
+    assert last is not None and last.bias is not None
+    # Without biases the output is driven by the codes alone (biases add a fixed pattern).
+    for module in mimi.decoder.modules():
+        if (
+            isinstance(module, torch.nn.Conv1d | torch.nn.ConvTranspose1d)
+            and module.bias is not None
+        ):
+            module.bias.zero_()
+    codes = torch.randint(0, AUDIO_CARD, (4, MIMI_N_Q, 25), generator=gen)
+    y = mimi.decode(codes)
+    a = 0.2 / float((y - y.mean()).std().clamp(min=1e-6))
+    last.weight.mul_(a)
+    last.bias.copy_(last.bias * a - a * float(y.mean()) + (1 - a) * 0 * last.bias)
+    # y' = a * (y - b) + b'  with mean(y') = 0  =>  b' = a * b - a * mean(y)
+
+
+def _save(module: torch.nn.Module, path: Path) -> None:
+    from safetensors.torch import save_file
+
+    state = {k: v.detach().contiguous().clone() for k, v in module.state_dict().items()}
+    save_file(state, str(path))
+
+
+def _lm_kwargs(config: dict[str, Any]) -> dict[str, Any]:
+    kwargs = copy.deepcopy(config)
+    for key in (
+        "moshi_name",
+        "mimi_name",
+        "tokenizer_name",
+        "mimi_config_name",
+        "lora_name",
+        "model_type",
+        "lm_gen_config",
+        "stt_config",
+        "tts_config",
+        "model_id",
+    ):
+        kwargs.pop(key, None)
+    return kwargs
+
+
+def _write_model_dir(dest: Path, config: dict[str, Any], seed: int, tokenizer: Path) -> None:
+    from moshi.models import loaders
+
+    dest.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
+    lm = loaders.get_moshi_lm(None, lm_kwargs=_lm_kwargs(config), device="cpu", dtype=torch.float32)
+    with torch.no_grad():
+        # Sharper text logits make the random STT emit varied tokens (so words appear).
+        lm.text_linear.weight.mul_(8.0)
+    _save(lm, dest / "model.safetensors")
+    torch.manual_seed(seed + 1)
+    mimi = loaders.get_mimi(None, MIMI_CONFIG, device="cpu", num_codebooks=MIMI_N_Q)
+    with torch.no_grad():
+        _init_mimi_codebooks(mimi, gen)
+        _scale_decoder_output(mimi, gen)
+    _save(mimi, dest / "mimi.safetensors")
+    _write_json(dest / "mimi_config.json", MIMI_CONFIG)
+    _write_json(dest / "config.json", config)
+    (dest / "tokenizer.model").write_bytes(tokenizer.read_bytes())
+
+
+def _write_voices(dest: Path, seed: int) -> None:
+    from safetensors.torch import save_file
+
+    for idx, voice in enumerate(TINY_VOICES):
+        gen = torch.Generator().manual_seed(seed + 100 + idx)
+        emb = torch.randn((1, VOICE_DIM, VOICE_FRAMES), generator=gen)
+        path = dest / (voice + VOICE_SUFFIX)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        save_file({"speaker_wavs": emb.contiguous()}, str(path))
+
+
+def ensure_tiny_checkpoints(cache_dir: Path | None = None) -> Path:
+    """Generate (once) and return the root holding `stt/`, `tts/` and `tts-voices/`."""
+    root = tiny_root(cache_dir or default_cache_dir())
+    if (root / "COMPLETE").exists():
+        return root
+    root.parent.mkdir(parents=True, exist_ok=True)
+    log.info("generating tiny random checkpoints in %s", root)
+    # Build in a temporary sibling and rename, so concurrent processes never see half a cache.
+    tmp = Path(tempfile.mkdtemp(prefix=".tiny-", dir=root.parent))
+    tok = tmp / "tokenizer.model"
+    _train_tokenizer(tok)
+    _write_model_dir(tmp / "stt", STT_CONFIG, SEED, tok)
+    _write_model_dir(tmp / "tts", TTS_CONFIG, SEED + 10, tok)
+    _write_voices(tmp / "tts-voices", SEED)
+    tok.unlink()
+    (tmp / "COMPLETE").write_text("ok\n")
+    try:
+        tmp.rename(root)
+    except OSError:
+        # Another process won the race; its copy is identical.
+        import shutil
+
+        shutil.rmtree(tmp, ignore_errors=True)
+    return root

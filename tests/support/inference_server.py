@@ -1,0 +1,156 @@
+"""Run the real inference server (`python -m inference serve`) as a subprocess for tests.
+
+    with start_inference_server(tmp_cache_dir, batch_size=2) as server:
+        server.url       # ws://127.0.0.1:PORT   (append /api/asr-streaming or /api/tts_streaming)
+        server.http_url  # http://127.0.0.1:PORT
+        server.api_key   # "public_token"
+
+The helper waits for `/api/build_info` to answer 200, fails fast (with the server's log) when the
+process dies during start-up, and stops the server with SIGTERM (then SIGKILL) on exit.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_API_KEY = "public_token"
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class InferenceServer:
+    process: subprocess.Popen[bytes]
+    port: int
+    log_path: Path
+    api_key: str = DEFAULT_API_KEY
+    _log_file: object = field(default=None, repr=False)
+
+    @property
+    def url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}"
+
+    @property
+    def http_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def stt_url(self) -> str:
+        return f"{self.url}/api/asr-streaming"
+
+    @property
+    def tts_url(self) -> str:
+        return f"{self.url}/api/tts_streaming"
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def stop(self, timeout: float = 15.0) -> int:
+        """SIGTERM, wait, SIGKILL if needed; returns the exit code."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+        close = getattr(self._log_file, "close", None)
+        if close is not None:
+            close()
+        return int(self.process.returncode)
+
+    def __enter__(self) -> InferenceServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def _ready(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=1.0) as resp:
+            return int(resp.status) == 200
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
+
+
+def start_inference_server(
+    tmp_cache_dir: Path | str,
+    *,
+    batch_size: int = 4,
+    tts_batch_size: int | None = None,
+    models: str = "tiny",
+    extra_args: Sequence[str] = (),
+    env: dict[str, str] | None = None,
+    timeout: float = 120.0,
+    log_dir: Path | str | None = None,
+) -> InferenceServer:
+    """Start `python -m inference serve` on a free 127.0.0.1 port and wait until it answers."""
+    port = _free_port()
+    log_root = Path(log_dir) if log_dir is not None else Path(tempfile.mkdtemp(prefix="kyutai-"))
+    log_root.mkdir(parents=True, exist_ok=True)
+    log_path = log_root / f"inference-{port}.log"
+    cmd = [
+        sys.executable,
+        "-m",
+        "inference",
+        "serve",
+        "--models",
+        models,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--stt-batch-size",
+        str(batch_size),
+        "--tts-batch-size",
+        str(tts_batch_size or batch_size),
+        "--cache-dir",
+        str(tmp_cache_dir),
+        *extra_args,
+    ]
+    full_env = dict(os.environ)
+    full_env.setdefault("NO_TORCH_COMPILE", "1")
+    full_env.setdefault("NO_CUDA_GRAPH", "1")
+    full_env.setdefault("HF_HUB_OFFLINE", "1")
+    full_env.setdefault("KYUTAI_API_KEYS", DEFAULT_API_KEY)
+    full_env.setdefault("OMP_NUM_THREADS", "1")
+    if env:
+        full_env.update(env)
+    log_file = log_path.open("wb")
+    process = subprocess.Popen(
+        cmd, cwd=REPO_ROOT, env=full_env, stdout=log_file, stderr=subprocess.STDOUT
+    )
+    server = InferenceServer(process, port, log_path, _log_file=log_file)
+    server.api_key = full_env["KYUTAI_API_KEYS"].split(",")[0].strip()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            server.stop()
+            raise RuntimeError(
+                f"inference server exited with {process.returncode}:\n{server.log()[-4000:]}"
+            )
+        if _ready(f"{server.http_url}/api/build_info"):
+            return server
+        time.sleep(0.2)  # polling interval for readiness, not synchronisation
+    server.stop()
+    raise TimeoutError(f"inference server not ready after {timeout}s:\n{server.log()[-4000:]}")

@@ -1,0 +1,228 @@
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from agent.characters import (
+    DEFAULT_CHARACTERS_FILE,
+    DEFAULT_TOOLS,
+    KNOWN_TOOLS,
+    CharactersError,
+    ConstantInstructions,
+    QuizShowInstructions,
+    load_characters,
+    parse_characters,
+)
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+
+
+def _minimal(**overrides: Any) -> dict[str, Any]:
+    character = {
+        "id": "a",
+        "name": "A",
+        "language": "en",
+        "voice": "v.safetensors",
+        "instructions": {"type": "smalltalk"},
+    }
+    character.update(overrides)
+    return {"default": "a", "characters": [character]}
+
+
+def test_the_repository_file_is_the_default() -> None:
+    assert DEFAULT_CHARACTERS_FILE == REPO_ROOT / "characters.yaml"
+
+
+def test_the_real_file_loads_with_every_instruction_type() -> None:
+    characters = load_characters()
+    assert characters.default == "watercooler"
+    assert characters.default_character.id == "watercooler"
+    types = {c.id: c.instructions.type for c in characters.characters}
+    assert types == {
+        "watercooler": "smalltalk",
+        "quiz-show": "quiz_show",
+        "gertrude": "life_advice",
+        "dev-news": "news",
+        "explanation": "explanation",
+        "charles": "constant",
+        "developpeuse": "smalltalk",
+        "fabieng": "constant",
+        "tutor": "tutor",
+    }
+    for character in characters.characters:
+        assert set(character.tools) >= set(DEFAULT_TOOLS), character.id
+        assert set(character.tools) <= KNOWN_TOOLS, character.id
+        for voice in character.voices():
+            assert voice.endswith(".safetensors")
+
+
+def test_the_real_file_details() -> None:
+    characters = load_characters()
+    tutor = characters.get("tutor")
+    assert tutor is not None
+    assert tutor.takes_subject and tutor.languages == ("en", "fr")
+    assert set(tutor.subjects) >= {"maths", "physics", "history", "french", "english"}
+    assert tutor.levels == ("beginner", "intermediate", "advanced")
+    assert tutor.voice_for("fr") != tutor.voice_for("en") == tutor.voice
+    assert {"record_answer", "learner_progress"} <= set(tutor.tools)
+    assert tutor.instructions.persona_for("fr") != tutor.instructions.persona_for("en")
+
+    quiz = characters.get("quiz-show")
+    assert quiz is not None and isinstance(quiz.instructions, QuizShowInstructions)
+    assert quiz.instructions.questions == 5 and "record_answer" in quiz.tools
+    assert quiz.spoken_name == "Quinn"
+
+    charles = characters.get("charles")
+    assert charles is not None and isinstance(charles.instructions, ConstantInstructions)
+    assert charles.languages == ("fr",) and "Charles" in charles.instructions.text_for("fr")
+    watercooler = characters.default_character
+    assert watercooler.spoken_name == watercooler.name == "Watercooler"
+    assert characters.get("nobody") is None
+    assert len(characters.voices()) == len(set(characters.voices()))
+
+
+def test_known_tools_match_the_tools_module() -> None:
+    tools = pytest.importorskip("agent.tools")
+    assert set(tools.TOOLS) == KNOWN_TOOLS
+
+
+def test_the_token_service_reads_the_same_file_the_same_way() -> None:
+    catalog = pytest.importorskip("tokens.catalog")
+    theirs = catalog.load_catalog(REPO_ROOT / "characters.yaml")
+    ours = load_characters()
+    assert [c.id for c in theirs.characters] == list(ours.ids)
+    assert set(theirs.voices()) == set(ours.voices())
+    for mine in ours.characters:
+        other = theirs.get(mine.id)
+        assert other.instructions.type == mine.instructions.type
+        assert (other.languages, other.subjects, other.levels) == (
+            mine.languages,
+            mine.subjects,
+            mine.levels,
+        )
+
+
+def test_minimal_character_gets_defaults() -> None:
+    characters = parse_characters(_minimal())
+    a = characters.default_character
+    assert a.languages == ("en",) and a.tools == DEFAULT_TOOLS
+    assert a.instructions.persona_for("en") is None
+    assert a.voice_for("fr") == "v.safetensors"
+
+
+def test_per_language_text() -> None:
+    characters = parse_characters(
+        _minimal(
+            languages=["en", "fr"],
+            instructions={"type": "constant", "text": {"en": "Hello", "fr": "Bonjour"}},
+        )
+    )
+    instructions = characters.default_character.instructions
+    assert isinstance(instructions, ConstantInstructions)
+    assert (instructions.text_for("en"), instructions.text_for("fr")) == ("Hello", "Bonjour")
+
+
+def test_a_bad_file_lists_every_problem() -> None:
+    data = {
+        "default": "nobody",
+        "characters": [
+            {
+                "id": "a",
+                "name": "A",
+                "language": "en",
+                "voice": "v",
+                "instructions": {"type": "sing"},
+            },
+            {
+                "id": "b",
+                "name": "B",
+                "language": "de",
+                "voice": "v",
+                "instructions": {"type": "constant"},
+            },
+            {
+                "id": "c",
+                "name": "C",
+                "language": "en",
+                "voice": "v",
+                "tools": ["teleport"],
+                "instructions": {"type": "quiz_show", "questions": 0, "colour": "red"},
+            },
+        ],
+    }
+    with pytest.raises(CharactersError) as caught:
+        parse_characters(data, source="test file")
+    message = str(caught.value)
+    assert message.startswith("test file is invalid:")
+    assert "characters[0] (a).instructions" in message and "sing" in message
+    assert "characters[1] (b).language" in message
+    assert "characters[1] (b).instructions.text" in message
+    assert "characters[2] (c).instructions.questions" in message
+    assert "characters[2] (c).instructions.colour" in message
+    assert "teleport" in message
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        ({"takes_subject": True}, "no subjects are listed"),
+        ({"subjects": ["maths"]}, "takes_subject is false"),
+        (
+            {"takes_subject": True, "subjects": ["maths"], "levels": ["x", "x"]},
+            "duplicate levels",
+        ),
+        (
+            {"takes_subject": True, "subjects": ["maths"], "instructions": {"type": "tutor"}},
+            None,
+        ),
+        ({"instructions": {"type": "tutor"}}, "a tutor character must take a subject"),
+        ({"languages": ["fr"]}, "language 'en' is not in"),
+        ({"voice_by_language": {"fr": "w"}}, "languages it does not speak"),
+        ({"instructions": {"type": "constant", "text": "  "}}, "non-empty text"),
+        ({"id": "has space"}, "characters[0] (has space).id"),
+    ],
+)
+def test_inconsistent_characters_are_refused(
+    overrides: dict[str, Any], expected: str | None
+) -> None:
+    data = _minimal(**overrides)
+    if expected is None:
+        parse_characters(data)
+        return
+    if "id" in overrides:
+        data["default"] = overrides["id"]
+    with pytest.raises(CharactersError, match=re.escape(expected)):
+        parse_characters(data)
+
+
+def test_set_level_problems() -> None:
+    with pytest.raises(CharactersError, match="default 'b' is not a character id"):
+        parse_characters({**_minimal(), "default": "b"})
+    doubled = _minimal()
+    doubled["characters"] *= 2
+    with pytest.raises(CharactersError, match="duplicate character ids: a"):
+        parse_characters(doubled)
+    with pytest.raises(CharactersError, match="<root>"):
+        parse_characters(["not", "a", "mapping"])
+    with pytest.raises(CharactersError, match="no characters are listed"):
+        parse_characters({"default": "a", "characters": []})
+
+
+def test_file_errors(tmp_path: Path) -> None:
+    with pytest.raises(CharactersError, match="cannot read characters file"):
+        load_characters(tmp_path / "missing.yaml")
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("default: [unclosed", encoding="utf-8")
+    with pytest.raises(CharactersError, match="not valid YAML"):
+        load_characters(broken)
+    good = tmp_path / "good.yaml"
+    good.write_text(yaml.safe_dump(_minimal()), encoding="utf-8")
+    assert load_characters(good).ids == ("a",)
+
+
+def test_models_are_frozen() -> None:
+    character = load_characters().default_character
+    with pytest.raises(ValueError):
+        character.name = "changed"  # type: ignore[misc]

@@ -1,0 +1,56 @@
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import torch
+
+from inference import tiny
+from inference.profiles import checkpoint_info, get_profile
+
+
+def _digest(root: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
+
+
+def test_layout_and_determinism(tiny_cache: Path, tmp_path: Path) -> None:
+    root = tiny.tiny_root(tiny_cache)
+    for kind in ("stt", "tts"):
+        for name in (
+            "config.json",
+            "model.safetensors",
+            "mimi.safetensors",
+            "mimi_config.json",
+            "tokenizer.model",
+        ):
+            assert (root / kind / name).is_file()
+    for voice in tiny.TINY_VOICES:
+        assert (root / "tts-voices" / (voice + tiny.VOICE_SUFFIX)).is_file()
+    other = tiny.ensure_tiny_checkpoints(tmp_path)
+    assert _digest(other) == _digest(root)
+
+
+def test_loads_through_moshi_loaders(tiny_cache: Path) -> None:
+    profile = get_profile("tiny", tiny_cache)
+    info = checkpoint_info(profile, "stt")
+    assert info.stt_config["audio_delay_seconds"] == 0.5
+    lm = info.get_moshi(device="cpu", dtype=torch.float32)
+    assert len(lm.extra_heads) == 4 and lm.dep_q == 0
+    mimi = info.get_mimi(device="cpu")
+    assert mimi.frame_size == 1920 and mimi.cardinality == lm.card
+    tok = info.get_text_tokenizer()
+    assert tok.vocab_size() == tiny.TEXT_CARD
+    tts_info = checkpoint_info(profile, "tts")
+    tts_lm = tts_info.get_moshi(device="cpu", dtype=torch.float32)
+    assert tts_lm.condition_provider is not None and tts_lm.dep_q == tiny.MIMI_N_Q
+    # Codebooks are initialised, so different audio gives different codes.
+    with torch.no_grad():
+        a = mimi.encode(
+            0.3 * torch.randn(1, 1, 1920 * 4, generator=torch.Generator().manual_seed(0))
+        )
+        b = mimi.encode(0.3 * torch.sin(torch.arange(1920 * 4) / 7.0)[None, None])
+    assert not torch.equal(a, b)
