@@ -20,7 +20,7 @@ import torch
 log = logging.getLogger(__name__)
 
 # Bump when the generated files change, so stale caches are regenerated.
-TINY_VERSION = 6
+TINY_VERSION = 7
 SEED = 1234
 MODEL_SIG = "1e68beda"
 MODEL_EPOCH = 240
@@ -36,6 +36,14 @@ TINY_VOICES: tuple[str, ...] = (
     "vctk/p225_023.wav",
     "cml-tts/fr/2114_1656_000001-0001.wav",
     "cml-tts/fr/1406_1028_000009-0003.wav",
+    # The voices characters.yaml gives the agent's characters (kept in sync by a test).
+    "cml-tts/fr/2154_2576_000020.wav",
+    "unmute-prod-website/degaulle-2.wav",
+    "unmute-prod-website/developpeuse-3.wav",
+    "unmute-prod-website/ex04_narration_longform_00001.wav",
+    "unmute-prod-website/fabieng-enhanced-v2.wav",
+    "unmute-prod-website/p329_022.wav",
+    "vctk/p226_023.wav",
 )
 
 TEXT_CARD = 32
@@ -305,12 +313,14 @@ def _write_model_dir(dest: Path, config: dict[str, Any], seed: int, tokenizer: P
     with torch.no_grad():
         # Sharper text logits make the random STT emit varied tokens (so words appear).
         lm.text_linear.weight.mul_(8.0)
-    _save(lm, dest / "model.safetensors")
     torch.manual_seed(seed + 1)
     mimi = loaders.get_mimi(None, MIMI_CONFIG, device="cpu", num_codebooks=MIMI_N_Q)
     with torch.no_grad():
         _init_mimi_codebooks(mimi, gen)
         _scale_decoder_output(mimi, gen)
+        if config.get("model_type") == "stt":
+            _key_stt_to_speech(lm, mimi, gen)
+    _save(lm, dest / "model.safetensors")
     _save(mimi, dest / "mimi.safetensors")
     _write_json(dest / "mimi_config.json", MIMI_CONFIG)
     _write_json(dest / "config.json", config)
@@ -326,6 +336,53 @@ def _write_voices(dest: Path, seed: int) -> None:
         path = dest / (voice + VOICE_SUFFIX)
         path.parent.mkdir(parents=True, exist_ok=True)
         save_file({"speaker_wavs": emb.contiguous()}, str(path))
+
+
+def _silence_codes(mimi: Any, gen: torch.Generator) -> set[int]:
+    """First-codebook codes Mimi gives to silence and to faint noise (a quiet room, decoded
+    Opus silence)."""
+    frames = [torch.zeros(1, 1, 1920 * 4)]
+    for level in (1e-4, 3e-4, 1e-3, 3e-3):
+        frames.append(level * torch.randn((1, 1, 1920 * 4), generator=gen))
+    codes = mimi.encode(torch.cat(frames))  # [B, n_q, T]
+    return {int(c) for c in codes[:, 0].flatten()}
+
+
+def _key_stt_to_speech(lm: Any, mimi: Any, gen: torch.Generator) -> None:
+    """Give the random tiny STT audible mechanics: silence reads as padding with high pause
+    probabilities, speech reads as a stream of (meaningless) words.
+
+    Every transformer layer is made an identity (zero output projections), so the text head
+    sees the embedding of the current frame's first Mimi code. Codes are grouped onto basis
+    vectors: the silence group maps to the padding token and to "paused" on every pause head;
+    other groups map to word pieces, with every third group a word boundary.
+    """
+    dim = lm.text_linear.weight.shape[1]
+    card = lm.emb[0].weight.shape[0]
+    silence = _silence_codes(mimi, gen)
+    for name, param in lm.transformer.named_parameters():
+        if "out_projs" in name or "linear_out" in name:
+            param.zero_()
+    for emb in list(lm.emb)[1:]:
+        emb.weight.zero_()
+    lm.text_emb.weight.zero_()
+    groups = dim - 1
+    emb0 = torch.zeros_like(lm.emb[0].weight)
+    for code in range(card):
+        group = 0 if (code in silence or code == card - 1) else 1 + code % groups
+        emb0[code, group] = 1.0
+    lm.emb[0].weight.copy_(emb0)
+    text = torch.zeros_like(lm.text_linear.weight)  # [text_card, dim]
+    n_text = text.shape[0]
+    text[3, 0] = 10.0  # silence -> padding
+    for group in range(1, dim):
+        token = 0 if group % 3 == 0 else 4 + (group * 7) % (n_text - 4)
+        text[token, group] = 10.0
+    lm.text_linear.weight.copy_(text)
+    for index, head in enumerate(lm.extra_heads):
+        weight = torch.zeros_like(head.weight)  # [classes, dim]; class 0 = "paused"
+        weight[0, 0] = 4.5 - 0.5 * index  # eager heads are the surer ones
+        head.weight.copy_(weight)
 
 
 def ensure_tiny_checkpoints(cache_dir: Path | None = None) -> Path:
