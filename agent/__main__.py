@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import os
 import sys
+import tempfile
 
-from livekit.agents import cli
-from pydantic import ValidationError
+# Conversations run in child processes: their Prometheus metrics reach the worker's endpoint
+# only through prometheus_client's multiprocess mode, which must be chosen before any metric
+# is created, i.e. before livekit.agents (and our metrics module) are imported.
+if os.environ.get("AGENT_PROMETHEUS_PORT") and "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="kyutai-agent-metrics-")
 
-from .settings import AgentSettings
-from .worker import build_server
+from livekit.agents import cli  # noqa: E402
+from pydantic import ValidationError  # noqa: E402
+
+from .settings import AgentSettings  # noqa: E402
+from .worker import build_server  # noqa: E402
 
 NEEDS_LIVEKIT = {"dev", "start", "connect"}
 
@@ -22,8 +30,10 @@ def main() -> None:
         )
         sys.exit(f"agent: invalid configuration: {problems}")
 
-    mode = next((arg for arg in sys.argv[1:] if not arg.startswith("-")), "")
-    if mode in NEEDS_LIVEKIT:
+    args = sys.argv[1:]
+    mode = next((arg for arg in args if not arg.startswith("-")), "")
+    credentials_on_command_line = any(a.startswith(("--api-key", "--api-secret")) for a in args)
+    if mode in NEEDS_LIVEKIT and not credentials_on_command_line:
         problem = settings.credential_problem(devmode=mode in ("dev", "connect"))
         if problem:
             sys.exit(f"agent: {problem}")

@@ -138,6 +138,20 @@ class SilencePolicy:
         return "goodbye" if self.silent_turns >= self.max_silent_turns else "nudge"
 
 
+BACKCHANNEL_NEVER_INTERRUPTS = 1000
+
+
+def backchannel_words_needed(spoke_for_s: float, backchannel_max_s: float, min_words: int) -> int:
+    """Words a finished user utterance needs to interrupt the (paused) agent.
+
+    An utterance shorter than `backchannel_max_s` ("mm-hm", "yeah", "right") is a backchannel:
+    it never interrupts, the agent resumes. Longer ones need `min_words` words.
+    """
+    if spoke_for_s < backchannel_max_s:
+        return BACKCHANNEL_NEVER_INTERRUPTS
+    return min_words
+
+
 def goodbye_said(text: str) -> bool:
     """Whether a message ends the conversation (Unmute hangs up on a reply ending in 'bye!')."""
     words = "".join(c if c.isalnum() or c.isspace() else " " for c in text.lower()).split()

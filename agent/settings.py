@@ -140,16 +140,28 @@ class AgentSettings(BaseSettings):
         validation_alias="KYUTAI_MIN_ENDPOINTING_DELAY_S",
     )
     min_interruption_s: float = Field(
-        0.6,
+        0.05,
         ge=0,
-        description="speech shorter than this does not interrupt the agent (backchannels)",
+        description="user speech that pauses the agent (it resumes if the turn was a backchannel)",
         validation_alias="KYUTAI_MIN_INTERRUPTION_S",
     )
     min_interruption_words: int = Field(
         2,
         ge=0,
-        description="words the user must say to interrupt the agent",
+        description='fewer words than this ("mm-hm") only pause the agent, which then resumes',
         validation_alias="KYUTAI_MIN_INTERRUPTION_WORDS",
+    )
+    backchannel_max_s: float = Field(
+        0.6,
+        ge=0,
+        description="user speech over the agent shorter than this is a backchannel (no interruption)",
+        validation_alias="KYUTAI_BACKCHANNEL_MAX_S",
+    )
+    false_interruption_timeout_s: float = Field(
+        1.0,
+        gt=0,
+        description="silence after a backchannel before the paused agent resumes",
+        validation_alias="KYUTAI_FALSE_INTERRUPTION_TIMEOUT_S",
     )
     llm_timeout_s: float = Field(
         15.0,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from typing import Any
 
 from livekit.agents import (
@@ -28,6 +29,7 @@ from .conversation import (
     ConversationOptions,
     KyutaiAgent,
     SilencePolicy,
+    backchannel_words_needed,
     goodbye_said,
     silence_reply_kwargs,
 )
@@ -69,7 +71,8 @@ def prewarm(proc: JobProcess) -> None:
     proc.userdata["settings"] = settings
     proc.userdata["characters"] = load_characters(settings.characters_file)
     proc.userdata["prompt_data"] = load_prompt_data()
-    proc.userdata["vad"] = silero.VAD.load()
+    # A quick onset (barge-in stops the agent sooner); the backchannel guard forgives noise.
+    proc.userdata["vad"] = silero.VAD.load(min_speech_duration=0.03, activation_threshold=0.4)
 
 
 async def entrypoint(ctx: JobContext) -> None:
@@ -104,6 +107,26 @@ async def entrypoint(ctx: JobContext) -> None:
         room_options=room_io.RoomOptions(close_on_disconnect=True),
         record=False,  # the framework's recorder would keep user audio: we never do
     )
+    stop_queued_audio_on_pause(session)
+
+
+def stop_queued_audio_on_pause(session: AgentSession[Any]) -> None:
+    """On barge-in the room output pauses but lets its ~200 ms source queue play out; drop
+    it so the listener hears the agent stop at once (a resumed answer skips those 200 ms)."""
+    output = session.output.audio
+    while output is not None and not hasattr(output, "_audio_source"):
+        output = getattr(output, "next_in_chain", None)
+    source = getattr(output, "_audio_source", None)
+    if output is None or source is None or not hasattr(source, "clear_queue"):
+        logger.debug("room audio output has no queue to clear on pause")
+        return
+    original_pause = output.pause
+
+    def pause() -> None:
+        original_pause()
+        source.clear_queue()
+
+    output.pause = pause  # type: ignore[method-assign]
 
 
 async def build_session(
@@ -141,12 +164,15 @@ async def build_session(
                 "min_duration": settings.min_interruption_s,
                 "min_words": settings.min_interruption_words,
                 "resume_false_interruption": True,
-                "false_interruption_timeout": 1.5,
+                "false_interruption_timeout": settings.false_interruption_timeout_s,
             },
             "preemptive_generation": {"enabled": False},
         },
         userdata=SessionState(),
         user_away_timeout=settings.silence_timeout_s,
+        # Echo cancellation happens in the user's browser/app; a server-side warm-up would
+        # make the agent deaf to barge-in for its first seconds of speech.
+        aec_warmup_duration=None,
         use_tts_aligned_transcript=True,
         conn_options=SessionConnectOptions(
             llm_conn_options=APIConnectOptions(
@@ -225,6 +251,10 @@ def observe(
             if recording:
                 recording.write("latency", **turn.as_dict())
 
+    @session.on("agent_state_changed")
+    def _on_agent_state(ev: Any) -> None:
+        logger.debug("agent state %s -> %s", ev.old_state, ev.new_state)
+
     @session.on("agent_false_interruption")
     def _on_false_interruption(_ev: Any) -> None:
         agent_metrics.FALSE_INTERRUPTIONS.inc()
@@ -252,8 +282,26 @@ def observe(
             logger.info("the agent said goodbye: ending the session")
             session.shutdown(drain=True)
 
+    speech_started = [time.monotonic()]
+    words_needed = settings.min_interruption_words
+
     @session.on("user_state_changed")
     def _on_user_state(ev: Any) -> None:
+        nonlocal words_needed
+        # Backchannel guard: while the user speaks, any voice pauses the agent at once (fast
+        # barge-in); once they stop, a turn shorter than min_interruption_words does not
+        # interrupt, so the paused agent resumes after "mm-hm" (a false interruption).
+        if ev.new_state == "speaking":
+            speech_started[0] = time.monotonic()
+        elif ev.old_state == "speaking":
+            spoke_for = time.monotonic() - speech_started[0]
+            words_needed = backchannel_words_needed(
+                spoke_for, settings.backchannel_max_s, settings.min_interruption_words
+            )
+        session.options.interruption["min_words"] = (
+            0 if ev.new_state == "speaking" else words_needed
+        )
+        logger.debug("user state %s -> %s", ev.old_state, ev.new_state)
         if ev.new_state == "speaking":
             silence.on_user_spoke()
         if ev.new_state != "away":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import urllib.request
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
@@ -11,6 +12,7 @@ import pytest
 
 from tests.support.livekit_server import LiveKitServer
 from tests.support.participant import TestParticipant
+from tests.support.speech import speech_wav
 from tests.support.stub_llm import Reply, StubLLM
 from tests.support.worker import WorkerHandle, start_worker
 
@@ -115,4 +117,86 @@ async def test_prometheus_shows_latency_histograms(
     await user.wait_for(lambda: histogram_count("tts_ttfb") >= 1, timeout=20,
                         what="the TTS histogram")
     assert histogram_count("llm_ttft") >= 1
+    await user.leave()
+
+
+LONG_REPLY = (
+    "Let me tell you a long story about the planets of our solar system, starting with "
+    "Mercury, the smallest and closest to the sun, then Venus with its thick clouds, then "
+    "our own Earth, then Mars the red planet, then the giants Jupiter and Saturn, and finally "
+    "the ice giants Uranus and Neptune, far away in the cold and the dark."
+)
+
+
+async def wait_until_listening_after_greeting(user: TestParticipant) -> None:
+    await user.wait_for_agent(timeout=10)
+    await user.wait_for(lambda: user.agent_audio_after(0.0) is not None, timeout=30,
+                        what="the greeting's audio")
+    await user.wait_for(lambda: user.agent_state() == "listening", timeout=30,
+                        what="the agent to finish its greeting")
+
+
+async def test_answers_a_spoken_question_within_two_seconds(
+    worker: WorkerHandle, stub_llm: StubLLM, make_participant: MakeParticipant, room_name: str
+) -> None:
+    stub_llm.push(Reply(text="Hello there."), Reply(text="Good question. It is sunny today."))
+    user = await make_participant(room_name, "asker", dispatch_agent="kyutai-agent")
+    await wait_until_listening_after_greeting(user)
+    _onset, end = await user.say(speech_wav("What is the weather like today?"))
+    await user.wait_for(lambda: user.agent_audio_after(end) is not None, timeout=10,
+                        what="the spoken answer")
+    latency = (user.agent_audio_after(end) or 0) - end
+    assert latency < 2.0, f"answer started {latency:.2f}s after the user stopped"
+    assert len(stub_llm.requests) == 2 and last_user_text(stub_llm.requests[1]).strip()
+    await user.leave()
+
+
+async def test_barge_in_stops_the_agent_fast_and_history_keeps_heard_words(
+    worker: WorkerHandle, stub_llm: StubLLM, make_participant: MakeParticipant, room_name: str
+) -> None:
+    stub_llm.push(Reply(text="Hello there."), Reply(text=LONG_REPLY),
+                  Reply(text="Sure, let us talk about the moon instead."))
+    user = await make_participant(room_name, "barger", dispatch_agent="kyutai-agent")
+    await wait_until_listening_after_greeting(user)
+    _onset, end = await user.say(speech_wav("Tell me about the planets please."))
+    await user.wait_for(lambda: user.agent_audio_after(end) is not None, timeout=10,
+                        what="the long answer to start")
+    started = user.agent_audio_after(end) or 0.0
+    await user.wait_for(lambda: time.monotonic() - started > 2.0, timeout=5, what="2 s of it")
+    onset, _ = await user.say(speech_wav("Stop, stop! Let us talk about the moon instead.",
+                                         lead_silence_s=0.0))
+    stopped = user.agent_audio_stopped_after(onset - 0.5)
+    assert stopped is not None, "the agent's audio never stopped"
+    # Target 0.3 s (measured 0.31 s here: ~0.2 s is the VAD onset through WebRTC); the bound
+    # leaves room for a loaded CI machine.
+    assert stopped - onset < 0.45, f"agent audio went on {stopped - onset:.3f}s after the onset"
+    print(f"barge-in: agent audio stopped {stopped - onset:.3f}s after the user's onset")
+    await user.wait_for(lambda: len(stub_llm.requests) >= 3, timeout=15,
+                        what="the reply to the interruption")
+    cut = [m for m in stub_llm.requests[2]["messages"] if m["role"] == "assistant"][-1]
+    heard = str(cut["content"])
+    assert heard.endswith("—"), heard
+    heard_words = heard.rstrip("—").split()
+    assert 0 < len(heard_words) < len(LONG_REPLY.split()), heard
+    assert LONG_REPLY.startswith(" ".join(heard_words[:3]))
+    await user.leave()
+
+
+async def test_a_backchannel_does_not_stop_the_agent(
+    worker: WorkerHandle, stub_llm: StubLLM, make_participant: MakeParticipant, room_name: str
+) -> None:
+    stub_llm.push(Reply(text="Hello there."), Reply(text=LONG_REPLY))
+    user = await make_participant(room_name, "nodder", dispatch_agent="kyutai-agent")
+    await wait_until_listening_after_greeting(user)
+    _onset, end = await user.say(speech_wav("Tell me about the planets please."))
+    await user.wait_for(lambda: user.agent_audio_after(end) is not None, timeout=10,
+                        what="the long answer to start")
+    started = user.agent_audio_after(end) or 0.0
+    await user.wait_for(lambda: time.monotonic() - started > 2.0, timeout=5, what="2 s of it")
+    _onset, bc_end = await user.say(speech_wav("mm-hm", lead_silence_s=0.0, trail_silence_s=0.0))
+    # The agent goes on (possibly after a short pause): it is heard 2.5 s later…
+    await user.wait_for(lambda: time.monotonic() - bc_end > 2.5, timeout=5, what="2.5 s")
+    assert user.agent_audio_after(bc_end + 2.0) is not None, "the agent stopped for a backchannel"
+    # …no new reply was generated and the answer was not cut.
+    assert len(stub_llm.requests) == 2
     await user.leave()

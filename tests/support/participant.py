@@ -93,6 +93,8 @@ class TestParticipant:
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
     _source: rtc.AudioSource | None = None
+    _pending: list[tuple[np.ndarray, asyncio.Future[float] | None]] = field(default_factory=list)
+    _mic_task: asyncio.Future[None] | None = None
 
     async def join(self, url: str, token: str) -> None:
         self.room.on("track_subscribed", self._on_track_subscribed)
@@ -151,38 +153,76 @@ class TestParticipant:
                 return chunk.received_at
         return None
 
+    def agent_audio_stopped_after(
+        self, t: float, *, gap: float = 0.3, min_rms: float = 0.01
+    ) -> float | None:
+        """Arrival time of the last audible agent frame after `t` that is followed by at least
+        `gap` seconds of inaudible frames: when the listener stopped hearing the agent."""
+        last_loud: float | None = None
+        for chunk in self.audio:
+            if chunk.received_at < t:
+                continue
+            loud = float(np.sqrt(np.mean(chunk.samples**2))) >= min_rms
+            if loud:
+                if last_loud is not None and chunk.received_at - last_loud >= gap:
+                    return last_loud
+                last_loud = chunk.received_at
+            elif last_loud is not None and chunk.received_at - last_loud >= gap:
+                return last_loud
+        return None
+
     # --- speaking ----------------------------------------------------------------------
     async def publish_microphone(self) -> rtc.AudioSource:
+        """Publish a microphone track that, like a real one, never stops: silence between
+        utterances keeps the agent's audio clock (and its VAD) running."""
         if self._source is None:
-            self._source = rtc.AudioSource(SAMPLE_RATE, 1, queue_size_ms=200)
+            self._source = rtc.AudioSource(SAMPLE_RATE, 1, queue_size_ms=40)
             track = rtc.LocalAudioTrack.create_audio_track("microphone", self._source)
             opts = rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE)
             await self.room.local_participant.publish_track(track, opts)
+            self._mic_task = asyncio.ensure_future(self._microphone_loop())
+            self._tasks.add(self._mic_task)
         return self._source
 
-    async def say(self, wav: Path, *, trailing_silence_s: float = 0.0) -> float:
-        """Speak a WAV in real time; returns the monotonic time its last sample was sent."""
+    async def _microphone_loop(self) -> None:
+        assert self._source is not None
+        silence = np.zeros(FRAME_SAMPLES, dtype=np.int16)
+        while True:
+            if self._pending:
+                chunk, done = self._pending.pop(0)
+            else:
+                chunk, done = silence, None
+            # capture_frame paces us in real time: it waits while the 40 ms queue is full.
+            await self._source.capture_frame(
+                rtc.AudioFrame(chunk.tobytes(), SAMPLE_RATE, 1, FRAME_SAMPLES)
+            )
+            if done is not None and not done.done():
+                done.set_result(time.monotonic())
+
+    async def say(self, wav: Path) -> tuple[float, float]:
+        """Speak a WAV in real time; returns monotonic (onset, end) of its audible part at
+        the moment it was captured (as a microphone would)."""
         samples, rate = read_wav(wav)
         if rate != SAMPLE_RATE:
             raise ValueError(f"{wav}: expected {SAMPLE_RATE} Hz, got {rate}")
-        end = await self.stream_samples(samples)
-        if trailing_silence_s > 0:
-            await self.stream_samples(np.zeros(int(trailing_silence_s * SAMPLE_RATE), np.float32))
-        return end
+        return await self.say_samples(samples)
 
-    async def stream_samples(self, samples: np.ndarray) -> float:
-        source = await self.publish_microphone()
+    async def say_samples(self, samples: np.ndarray) -> tuple[float, float]:
+        await self.publish_microphone()
+        loop = asyncio.get_running_loop()
         pcm = (np.clip(samples, -1, 1) * 32767).astype(np.int16)
-        for start in range(0, len(pcm), FRAME_SAMPLES):
+        loud = np.flatnonzero(np.abs(pcm) > 300)
+        first_loud = int(loud[0]) // FRAME_SAMPLES if loud.size else 0
+        last_loud = int(loud[-1]) // FRAME_SAMPLES if loud.size else 0
+        onset: asyncio.Future[float] = loop.create_future()
+        end: asyncio.Future[float] = loop.create_future()
+        for i, start in enumerate(range(0, len(pcm), FRAME_SAMPLES)):
             chunk = pcm[start : start + FRAME_SAMPLES]
             if len(chunk) < FRAME_SAMPLES:
                 chunk = np.pad(chunk, (0, FRAME_SAMPLES - len(chunk)))
-            # capture_frame paces us: it waits while the source's 200 ms queue is full.
-            await source.capture_frame(
-                rtc.AudioFrame(chunk.tobytes(), SAMPLE_RATE, 1, FRAME_SAMPLES)
-            )
-        await source.wait_for_playout()
-        return time.monotonic()
+            marker = onset if i == first_loud else end if i == last_loud else None
+            self._pending.append((chunk, marker))
+        return await onset, await end
 
     # --- receiving ---------------------------------------------------------------------
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:

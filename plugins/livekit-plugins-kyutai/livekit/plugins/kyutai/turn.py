@@ -1,0 +1,250 @@
+"""End-of-turn decisions from the STT's pause-prediction heads (pure logic, no I/O).
+
+The STT stream feeds the decoded ``Word`` / ``EndWord`` / ``Step`` messages in, and a flush
+completion when its marker comes back; the tracker answers with what happened to the user's turn.
+All times are on the server's audio timeline (seconds of audio the server has received).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .models import FRAME_DURATION
+
+
+@dataclass
+class TurnOptions:
+    """How the pause heads end a turn. The defaults behave like Unmute.
+
+    pause_head: which head to read (0..3 ↔ pauses of 0.5, 1, 2, 3 s; lower is more eager).
+    threshold: the turn ends when the (smoothed) pause probability rises above it.
+    smoothing: weight of the previous value in an exponential moving average of the
+        probability, in [0, 1). 0 reacts to each 80 ms step alone, as Unmute does.
+    warmup_steps: steps ignored at the start of a connection, where the heads are unreliable
+        (12 steps ≈ 1 s).
+    """
+
+    pause_head: int = 2
+    threshold: float = 0.6
+    smoothing: float = 0.0
+    warmup_steps: int = 12
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.pause_head <= 3:
+            raise ValueError("pause_head must be in 0..3")
+        if not 0.0 < self.threshold < 1.0:
+            raise ValueError("threshold must be in (0, 1)")
+        if not 0.0 <= self.smoothing < 1.0:
+            raise ValueError("smoothing must be in [0, 1)")
+        if self.warmup_steps < 0:
+            raise ValueError("warmup_steps must be >= 0")
+
+
+@dataclass(frozen=True)
+class TimedWord:
+    text: str
+    start_time: float
+    end_time: float | None = None
+
+
+# What the tracker reports. The STT stream turns these into framework SpeechEvents.
+@dataclass(frozen=True)
+class SpeechStarted:
+    start_time: float
+
+
+@dataclass(frozen=True)
+class TranscriptUpdated:
+    words: tuple[TimedWord, ...]
+
+    @property
+    def text(self) -> str:
+        return join_words(self.words)
+
+
+@dataclass(frozen=True)
+class SpeechEnded:
+    end_time: float
+
+
+@dataclass(frozen=True)
+class FlushNeeded:
+    """Push silence / a marker so the words still inside the model delay come out."""
+
+
+@dataclass(frozen=True)
+class TurnFinished:
+    words: tuple[TimedWord, ...]
+
+    @property
+    def text(self) -> str:
+        return join_words(self.words)
+
+    @property
+    def start_time(self) -> float:
+        return self.words[0].start_time
+
+    @property
+    def end_time(self) -> float:
+        last = self.words[-1]
+        return last.end_time if last.end_time is not None else last.start_time
+
+
+TurnEvent = SpeechStarted | TranscriptUpdated | SpeechEnded | FlushNeeded | TurnFinished
+
+
+def join_words(words: tuple[TimedWord, ...] | list[TimedWord]) -> str:
+    return " ".join(w.text for w in words if w.text)
+
+
+@dataclass
+class TurnTracker:
+    """One user turn at a time: words open it, a pause (or a forced flush) closes it, and the
+    flush completion releases the final transcript with every trailing word."""
+
+    options: TurnOptions = field(default_factory=TurnOptions)
+    _words: list[TimedWord] = field(default_factory=list, init=False)
+    _ended: bool = field(default=False, init=False)
+    _flushing: bool = field(default=False, init=False)
+    _forced: bool = field(default=False, init=False)
+    _smoothed: float | None = field(default=None, init=False)
+    _last_time: float = field(default=0.0, init=False)
+
+    @property
+    def speaking(self) -> bool:
+        """A turn is open and has not ended yet."""
+        return bool(self._words) and not self._ended
+
+    @property
+    def flushing(self) -> bool:
+        return self._flushing
+
+    @property
+    def pause_probability(self) -> float | None:
+        return self._smoothed
+
+    @property
+    def words(self) -> tuple[TimedWord, ...]:
+        return tuple(self._words)
+
+    def on_word(self, text: str, start_time: float) -> list[TurnEvent]:
+        text = text.strip()
+        if not text:  # the server's first Word is often empty
+            return []
+        events: list[TurnEvent] = []
+        if not self._words:
+            events.append(SpeechStarted(start_time=start_time))
+        # after the end of speech, words are the trailing ones the flush brings out
+        self._words.append(TimedWord(text=text, start_time=start_time))
+        self._last_time = max(self._last_time, start_time)
+        events.append(TranscriptUpdated(words=tuple(self._words)))
+        return events
+
+    def on_end_word(self, stop_time: float) -> list[TurnEvent]:
+        if self._words and self._words[-1].end_time is None:
+            last = self._words[-1]
+            self._words[-1] = TimedWord(last.text, last.start_time, max(stop_time, last.start_time))
+            self._last_time = max(self._last_time, stop_time)
+        return []
+
+    def on_step(self, step_idx: int, prs: tuple[float, ...] | list[float]) -> list[TurnEvent]:
+        head = self.options.pause_head
+        if head >= len(prs):
+            return []  # a model without pause heads: only flushes end turns
+        p = float(prs[head])
+        a = self.options.smoothing
+        self._smoothed = p if self._smoothed is None else a * self._smoothed + (1.0 - a) * p
+        if step_idx < self.options.warmup_steps or self._flushing or not self.speaking:
+            return []
+        if self._smoothed > self.options.threshold:
+            return self._end_turn()
+        return []
+
+    def request_flush(self) -> list[TurnEvent]:
+        """The framework asked to finalise (flush sentinel, end of input): end an open turn
+        now rather than waiting for the pause heads. Words still inside the model delay
+        belong to it too, so whatever is heard until the flush completes is finalised."""
+        self._forced = True
+        if self._flushing:
+            return []
+        if self.speaking:
+            return self._end_turn()
+        self._flushing = True
+        return [FlushNeeded()]
+
+    def on_flushed(self) -> list[TurnEvent]:
+        """The flush marker came back: every word of the ended turn is out."""
+        forced, self._forced = self._forced, False
+        self._flushing = False
+        if not self._words or not (self._ended or forced):
+            # nothing heard, or a pause flush whose words already started a new turn
+            self._ended = False
+            return []
+        events: list[TurnEvent] = [] if self._ended else [SpeechEnded(self._turn_end_time())]
+        events.append(TurnFinished(words=tuple(self._words)))
+        self._words.clear()
+        self._ended = False
+        return events
+
+    def abort(self) -> list[TurnEvent]:
+        """The connection is gone: close the open turn with what was heard so far."""
+        events: list[TurnEvent] = []
+        if self.speaking:
+            events.append(SpeechEnded(end_time=self._turn_end_time()))
+        if self._words:
+            events.append(TurnFinished(words=tuple(self._words)))
+        self._words.clear()
+        self._ended = False
+        self._flushing = False
+        self._forced = False
+        return events
+
+    def _end_turn(self) -> list[TurnEvent]:
+        self._ended = True
+        self._flushing = True
+        return [SpeechEnded(end_time=self._turn_end_time()), FlushNeeded()]
+
+    def _turn_end_time(self) -> float:
+        last = self._words[-1]
+        if last.end_time is not None:
+            return last.end_time
+        # no EndWord yet: the word lasts at least one frame
+        return last.start_time + FRAME_DURATION
+
+
+@dataclass
+class AudioTimeline:
+    """Maps the server's audio timeline back to the room's.
+
+    Flushes insert silence the room never heard; to keep the server from drifting behind the
+    room, the stream later skips as much quiet room audio. Each discontinuity is an anchor.
+    """
+
+    sample_rate: int
+    _anchors: list[tuple[int, int]] = field(default_factory=lambda: [(0, 0)], init=False)
+    server_samples: int = field(default=0, init=False)
+    room_samples: int = field(default=0, init=False)
+
+    def sent_room_audio(self, n: int) -> None:
+        self.server_samples += n
+        self.room_samples += n
+
+    def inserted_silence(self, n: int) -> None:
+        self.server_samples += n
+        self._anchors.append((self.server_samples, self.room_samples))
+
+    def skipped_room_audio(self, n: int) -> None:
+        self.room_samples += n
+        self._anchors.append((self.server_samples, self.room_samples))
+
+    def to_room_time(self, server_time: float) -> float:
+        s = round(server_time * self.sample_rate)
+        anchor_s, anchor_r = self._anchors[0]
+        for a_s, a_r in self._anchors:
+            if a_s <= s:
+                anchor_s, anchor_r = a_s, a_r
+            else:
+                # inside inserted silence: clamp to where the room was when it was inserted
+                prev_r = anchor_r + (s - anchor_s)
+                return min(prev_r, a_r) / self.sample_rate
+        return (anchor_r + (s - anchor_s)) / self.sample_rate

@@ -1,0 +1,409 @@
+"""The embeddable widget in a real Chromium: demo page, token service, livekit-server, an agent.
+
+Two tests share the browser driver `web/tests/browser.mjs` (Node + playwright-core, the
+system Chromium with a fake microphone playing an espeak WAV):
+
+- `test_widget_with_fake_agent`: a Python participant plays the agent (`lk.agent.state`,
+  `kyutai.emotion`, a spoken WAV, `lk.transcription` streams for both sides): captions of
+  both sides, the emotion and the mouth moving are checked without any model.
+- `test_widget_with_agent_worker`: the real worker joins through the token's dispatch. With
+  today's skeleton it checks the join and `lk.agent.state`; set FULL_AGENT_PIPELINE (or
+  KYUTAI_WIDGET_FULL_AGENT=1) once the Kyutai STT/TTS pipeline is in to also require captions
+  of both sides and a moving mouth.
+
+Both check the page at 375x667 (no horizontal overflow) and drive the widget by keyboard.
+The screenshot lands in test-artifacts/widget.png.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import json
+import os
+import shutil
+import sys
+import urllib.request
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from livekit import api
+
+from tests.support.livekit_server import ROOT, LiveKitServer
+from tests.support.participant import TestParticipant
+from tests.support.ports import free_port
+from tests.support.procs import ManagedProcess, http_ok, spawn, wait_until
+from tests.support.speech import speech_wav
+from tests.support.worker import start_worker
+
+# >>> The one-line switch: True once the agent runs the full STT -> LLM -> TTS pipeline. <<<
+FULL_AGENT_PIPELINE = True
+
+CHROMIUM = os.environ.get("KYUTAI_CHROMIUM", "/usr/bin/chromium")
+WEB = ROOT / "web"
+BUNDLE = ROOT / "tokens" / "static" / "widget.js"
+DRIVER = WEB / "tests" / "browser.mjs"
+BROWSER_TIMEOUT_S = 90
+
+
+def _missing_prerequisite() -> str | None:
+    if not (Path(CHROMIUM).exists() and os.access(CHROMIUM, os.X_OK)):
+        return f"no Chromium at {CHROMIUM} (apt-get install chromium, or set KYUTAI_CHROMIUM)"
+    if shutil.which("node") is None:
+        return "node is not installed"
+    if not BUNDLE.exists():
+        return f"{BUNDLE.relative_to(ROOT)} is not built (cd web && npm ci && npm run build)"
+    if not (WEB / "node_modules" / "playwright-core").exists():
+        return "web/node_modules is missing (cd web && npm ci)"
+    return None
+
+
+_MISSING = _missing_prerequisite()
+# A mark, not a fixture: it skips before any server (livekit, inference) is started.
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.skipif(_MISSING is not None, reason=f"widget browser test needs: {_MISSING}"),
+]
+
+
+@dataclass
+class TokenService:
+    url: str
+    process: ManagedProcess
+
+
+@pytest.fixture(scope="module")
+def token_service(livekit_server: LiveKitServer, artifacts_dir: Path) -> Iterator[TokenService]:
+    port = free_port()
+    env = {
+        "LIVEKIT_URL": livekit_server.url,
+        "LIVEKIT_API_KEY": livekit_server.api_key,
+        "LIVEKIT_API_SECRET": livekit_server.api_secret,
+        "TOKEN_DEMO_MODE": "1",
+        "TOKEN_DEV_MODE": "1",
+        "TOKEN_RATE_LIMIT_BURST": "50",
+        "TOKEN_RATE_LIMIT_PER_MIN": "600",
+        "KYUTAI_CHARACTERS_FILE": str(ROOT / "characters.yaml"),
+        "PYTHONUNBUFFERED": "1",
+    }
+    process = spawn(
+        "token-service-widget",
+        [sys.executable, "-m", "tokens", "serve", "--host", "127.0.0.1", "--port", str(port)],
+        artifacts_dir / "logs",
+        env=env,
+        cwd=ROOT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until(
+            lambda: http_ok(f"{url}/healthz"), timeout=30, what="the token service", process=process
+        )
+        yield TokenService(url=url, process=process)
+    finally:
+        process.stop()
+
+
+def test_bundle_served_without_secrets(
+    token_service: TokenService, livekit_server: LiveKitServer
+) -> None:
+    """What browsers download carries neither this server's secret nor any LiveKit key name."""
+    for path in ("/widget/widget.js", "/widget/demo.html", "/widget/demo.js"):
+        with urllib.request.urlopen(token_service.url + path, timeout=10) as resp:
+            body = resp.read().decode()
+        assert livekit_server.api_secret not in body, path
+        assert "LIVEKIT_API_SECRET" not in body, path
+        assert "devkey" not in body, path
+
+
+class BrowserRun:
+    """`node web/tests/browser.mjs` as a child process, read line by line."""
+
+    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+        self.proc = proc
+        self.events: list[dict[str, Any]] = []
+
+    @classmethod
+    async def start(cls, **config: Any) -> BrowserRun:
+        proc = await asyncio.create_subprocess_exec(
+            "node",
+            str(DRIVER),
+            json.dumps(config),
+            cwd=WEB,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=None,  # stderr: pytest's capture
+        )
+        return cls(proc)
+
+    async def next_event(self, timeout: float) -> dict[str, Any]:
+        assert self.proc.stdout is not None
+        while True:
+            line = await asyncio.wait_for(self.proc.stdout.readline(), timeout=timeout)
+            if not line:
+                raise AssertionError(f"browser driver exited ({await self.proc.wait()}) early")
+            try:
+                event = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # stray output from a library
+            self.events.append(event)
+            return event
+
+    async def until(self, name: str, timeout: float) -> dict[str, Any]:
+        while True:
+            event = await self.next_event(timeout)
+            if event.get("event") == name:
+                return event
+            if event.get("event") == "result":
+                raise AssertionError(f"browser run ended before {name!r}: {_describe(event)}")
+
+    async def kill(self) -> None:
+        if self.proc.returncode is None:
+            self.proc.kill()
+            await self.proc.wait()
+
+
+def _describe(result: dict[str, Any]) -> str:
+    return json.dumps({k: result.get(k) for k in ("error", "checks", "states", "final")}, indent=1)[
+        :6000
+    ]
+
+
+def _base_config(token_service: TokenService, artifacts_dir: Path, **extra: Any) -> dict[str, Any]:
+    user_wav = speech_wav("What is two plus two?", lead_silence_s=1.0, trail_silence_s=2.0)
+    return {
+        "url": f"{token_service.url}/widget/demo.html",
+        "chromium": CHROMIUM,
+        "wav": str(user_wav),
+        "screenshot": str(artifacts_dir / "widget.png"),
+        "character": "tutor",
+        "subject": "maths",
+        "level": "beginner",
+        "timeoutMs": (BROWSER_TIMEOUT_S - 10) * 1000,
+        **extra,
+    }
+
+
+async def test_widget_explains_a_refused_microphone(
+    token_service: TokenService, artifacts_dir: Path
+) -> None:
+    """Without the permission the widget says what to do, and asks for no token."""
+    run = await BrowserRun.start(
+        **_base_config(
+            token_service,
+            artifacts_dir,
+            denyMicrophone=True,
+            screenshot=str(artifacts_dir / "widget-mic-denied.png"),
+        )
+    )
+    try:
+        result = await run.until("result", timeout=BROWSER_TIMEOUT_S)
+    finally:
+        await run.kill()
+    assert result.get("ok"), _describe(result)
+    refusal = result["checks"]["refusal"]
+    assert "Microphone access was blocked" in refusal["message"], refusal
+    assert refusal["room"] is None
+    assert result["checks"]["overflow"]["scrollWidth"] <= 375
+
+
+def _check_common(result: dict[str, Any]) -> None:
+    assert result.get("ok"), _describe(result)
+    checks = result["checks"]
+    assert checks["overflow"]["scrollWidth"] <= 375, checks["overflow"]
+    assert checks["keyboard"]["focused"]["tag"] == "BUTTON"
+    assert checks.get("disconnected") is True
+
+
+# --- the fake agent: a Python participant with the attributes and streams of an agent ---------
+
+
+def _agent_like_token(server: LiveKitServer, room: str, identity: str) -> str:
+    """A normal participant (not kind AGENT) allowed to set its own attributes."""
+    return (
+        api.AccessToken(server.api_key, server.api_secret)
+        .with_identity(identity)
+        .with_name("Fake tutor")
+        .with_ttl(datetime.timedelta(minutes=10))
+        .with_grants(
+            api.VideoGrants(
+                room_join=True,
+                room=room,
+                can_publish=True,
+                can_subscribe=True,
+                can_publish_data=True,
+                can_update_own_metadata=True,
+            )
+        )
+        .to_jwt()
+    )
+
+
+async def _wait_for_track(fake: TestParticipant, identity: str) -> str:
+    """The sid of the widget user's microphone track, as the agent would see it."""
+
+    def sid() -> str | None:
+        user = fake.room.remote_participants.get(identity)
+        pubs = list(user.track_publications.values()) if user else []
+        return pubs[0].sid if pubs else None
+
+    await fake.wait_for(lambda: sid() is not None, timeout=15, what="the widget's microphone")
+    return str(sid())
+
+
+async def _play_fake_agent(fake: TestParticipant, user_identity: str, stop: asyncio.Event) -> None:
+    lp = fake.room.local_participant
+    await lp.set_attributes({"lk.agent.state": "listening", "kyutai.emotion": "neutral"})
+    mic_sid = await _wait_for_track(fake, user_identity)
+
+    # The user's words, as the agent publishes them: full text per interim, same segment.
+    user_attrs = {"lk.segment_id": "SG_user_1", "lk.transcribed_track_id": mic_sid}
+    for text, final in (
+        ("what is", False),
+        ("what is two plus", False),
+        ("What is two plus two?", True),
+    ):
+        await lp.send_text(
+            text,
+            topic="lk.transcription",
+            attributes={**user_attrs, "lk.transcription_final": str(final).lower()},
+        )
+        await asyncio.sleep(0.2)
+
+    await lp.set_attributes({"lk.agent.state": "thinking", "kyutai.emotion": "thinking"})
+    await asyncio.sleep(0.5)
+    await lp.set_attributes({"lk.agent.state": "speaking", "kyutai.emotion": "happy"})
+
+    # The agent's words: one delta stream, the final flag in the trailer.
+    answer = "Two plus two is four. Well done, that is exactly right!"
+    writer = await lp.stream_text(
+        topic="lk.transcription",
+        attributes={"lk.segment_id": "SG_agent_1", "lk.transcription_final": "false"},
+    )
+    voice = speech_wav(answer, lead_silence_s=0.2, trail_silence_s=0.6)
+
+    async def speak() -> None:
+        while not stop.is_set():  # keep talking until the browser has seen enough
+            await fake.say(voice)
+
+    speaking = asyncio.create_task(speak())
+    try:
+        for word in answer.split():
+            await writer.write(word + " ")
+            await asyncio.sleep(0.15)
+        await writer.aclose(attributes={"lk.transcription_final": "true"})
+        await stop.wait()
+    finally:
+        speaking.cancel()
+        await asyncio.gather(speaking, return_exceptions=True)
+
+
+@pytest.fixture
+async def fake_agent_factory(livekit_server: LiveKitServer) -> AsyncIterator[Any]:
+    joined: list[TestParticipant] = []
+
+    async def join(room: str) -> TestParticipant:
+        fake = TestParticipant(identity="agent-fake")
+        await fake.join(livekit_server.url, _agent_like_token(livekit_server, room, "agent-fake"))
+        joined.append(fake)
+        return fake
+
+    yield join
+    for fake in joined:
+        if fake.room.isconnected():
+            await fake.leave()
+
+
+async def test_widget_with_fake_agent(
+    token_service: TokenService, artifacts_dir: Path, fake_agent_factory: Any
+) -> None:
+    run = await BrowserRun.start(
+        **_base_config(
+            token_service,
+            artifacts_dir,
+            expectAgent=True,
+            expectCaptions=True,
+            expectMouth=True,
+            expectEmotion="happy",
+        )
+    )
+    stop = asyncio.Event()
+    agent_task: asyncio.Task[None] | None = None
+    try:
+        connected = await run.until("connected", timeout=60)
+        assert connected["room"].startswith("room-"), connected
+        fake = await fake_agent_factory(connected["room"])
+        agent_task = asyncio.create_task(_play_fake_agent(fake, connected["identity"], stop))
+        result_wait = asyncio.create_task(run.until("result", timeout=BROWSER_TIMEOUT_S))
+        done, _ = await asyncio.wait(
+            {result_wait, agent_task},
+            timeout=BROWSER_TIMEOUT_S,
+            return_when=asyncio.FIRST_COMPLETED,
+        )
+        if agent_task in done and agent_task.exception():
+            result_wait.cancel()
+            raise agent_task.exception()  # type: ignore[misc]
+        result = await result_wait
+    finally:
+        stop.set()
+        if agent_task is not None:
+            await asyncio.gather(agent_task, return_exceptions=True)
+        await run.kill()
+
+    _check_common(result)
+    checks = result["checks"]
+    captions = checks["captions"]
+    user_lines = [c for c in captions if c["speaker"] == "user"]
+    agent_lines = [c for c in captions if c["speaker"] == "agent"]
+    assert [c["text"] for c in user_lines] == ["What is two plus two?"], captions  # merged
+    assert user_lines[0]["who"] == "You"
+    assert agent_lines[0]["text"] == "Two plus two is four. Well done, that is exactly right!"
+    assert agent_lines[0]["who"] == "Fake tutor"
+    assert checks["mouth"]["max"] >= 0.3, checks["mouth"]
+    assert checks["expression"].endswith("happy")
+    assert "speaking" in result["states"], result["states"]
+    assert (artifacts_dir / "widget.png").stat().st_size > 10_000
+
+
+# --- the real agent worker ----------------------------------------------------------------------
+
+
+@pytest.mark.usefixtures("stub_llm")  # a fresh stub LLM: scripted state from other tests gone
+async def test_widget_with_agent_worker(
+    token_service: TokenService,
+    livekit_server: LiveKitServer,
+    artifacts_dir: Path,
+    agent_env: dict[str, str],
+) -> None:
+    """The token's dispatch brings the real worker (tiny Kyutai models, stub LLM) to the widget."""
+    worker = start_worker(
+        livekit_server, artifacts_dir / "logs", name="worker-widget", env=agent_env
+    )
+    screenshot = artifacts_dir / ("widget.png" if FULL_AGENT_PIPELINE else "widget-agent.png")
+    run = await BrowserRun.start(
+        **_base_config(
+            token_service,
+            artifacts_dir,
+            screenshot=str(screenshot),
+            expectAgent=True,
+            expectCaptions=FULL_AGENT_PIPELINE,
+            expectMouth=FULL_AGENT_PIPELINE,
+        )
+    )
+    try:
+        connected = await run.until("connected", timeout=60)
+        result = await run.until("result", timeout=BROWSER_TIMEOUT_S)
+    finally:
+        await run.kill()
+        code = worker.stop()
+    _check_common(result)
+    assert connected["room"].startswith("room-")
+    assert result["checks"]["agentState"] in ("initializing", "listening", "thinking", "speaking")
+    if FULL_AGENT_PIPELINE:
+        captions = result["checks"]["captions"]
+        assert any(c["speaker"] == "user" and c["final"] for c in captions), captions
+        # Tiny random models: the user's words come out as noise, the agent's are the stub's.
+        assert any(c["speaker"] == "agent" and c["final"] and c["who"] != "You" for c in captions)
+        assert result["checks"]["mouth"]["max"] >= 0.3
+    assert code == 0, worker.process.log_tail()

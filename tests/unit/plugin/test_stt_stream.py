@@ -1,0 +1,246 @@
+"""kyutai.STT stream mechanics against a scripted fake server: event order, flushes, auth,
+capacity failover, reconnection."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import numpy as np
+import pytest
+from livekit import rtc
+from livekit.agents import APIConnectionError, APIConnectOptions, APIStatusError, stt
+from livekit.plugins import kyutai
+
+from .fake_server import FakeKyutai
+
+SR = 24000
+FAST = APIConnectOptions(max_retry=0, timeout=2.0)
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[FakeKyutai]:
+    fake = await FakeKyutai().start()
+    yield fake
+    await fake.stop()
+
+
+def audio(seconds: float, *, seed: int = 0, sr: int = SR) -> list[rtc.AudioFrame]:
+    """Low noise in 20 ms frames."""
+    rng = np.random.default_rng(seed)
+    pcm = (rng.standard_normal(int(seconds * sr)) * 1000).astype(np.int16)
+    step = sr // 50
+    return [
+        rtc.AudioFrame(pcm[i : i + step].tobytes(), sr, 1, step)
+        for i in range(0, pcm.size - step + 1, step)
+    ]
+
+
+def word(text: str, frame: int) -> list[dict[str, object]]:
+    t = max(0.0, (frame - 6) * 0.08)
+    return [
+        {"type": "Word", "text": text, "start_time": t},
+        {"type": "EndWord", "stop_time": t + 0.2},
+    ]
+
+
+async def collect(stream: stt.RecognizeStream, until: stt.SpeechEventType) -> list[stt.SpeechEvent]:
+    events: list[stt.SpeechEvent] = []
+
+    async def run() -> None:
+        async for ev in stream:
+            events.append(ev)
+            if ev.type == until:
+                return
+
+    await asyncio.wait_for(run(), 10)
+    return events
+
+
+def types(events: list[stt.SpeechEvent]) -> list[str]:
+    return [e.type.name for e in events if e.type != stt.SpeechEventType.RECOGNITION_USAGE]
+
+
+async def test_turn_event_sequence_with_trailing_words(server: FakeKyutai) -> None:
+    server.stt_script = {15: word("hello", 15), 18: word("there", 18), 27: word("friend", 27)}
+    server.pause_prob = lambda i: 0.9 if 25 <= i < 40 else 0.05
+    model = kyutai.STT(url=server.url)
+    stream = model.stream(conn_options=FAST)
+    for f in audio(4.0):
+        stream.push_frame(f)
+    events = await collect(stream, stt.SpeechEventType.FINAL_TRANSCRIPT)
+    assert types(events) == [
+        "START_OF_SPEECH",
+        "INTERIM_TRANSCRIPT",
+        "INTERIM_TRANSCRIPT",
+        "END_OF_SPEECH",
+        "INTERIM_TRANSCRIPT",
+        "FINAL_TRANSCRIPT",
+    ]
+    final = events[-1].alternatives[0]
+    assert final.text == "hello there friend"
+    assert final.words is not None and [str(w) for w in final.words] == ["hello", "there", "friend"]
+    assert final.start_time == pytest.approx(0.72, abs=0.01)
+    assert final.end_time > final.start_time
+    end = next(e for e in events if e.type == stt.SpeechEventType.END_OF_SPEECH)
+    start = next(e for e in events if e.type == stt.SpeechEventType.START_OF_SPEECH)
+    assert end.speech_end_time is not None and start.speech_start_time is not None
+    assert start.speech_start_time < end.speech_end_time <= end.created_at
+    assert server.markers == [1]
+    await stream.aclose()
+    await model.aclose()
+
+
+async def test_usage_and_end_of_input(server: FakeKyutai) -> None:
+    server.stt_script = {14: word("bye", 14)}
+    metrics: list[object] = []
+    model = kyutai.STT(url=server.url)
+    model.on("metrics_collected", metrics.append)
+    stream = model.stream(conn_options=FAST)
+    for f in audio(2.0):
+        stream.push_frame(f)
+    stream.end_input()
+    events = [ev async for ev in stream]
+    assert types(events) == [
+        "START_OF_SPEECH",
+        "INTERIM_TRANSCRIPT",
+        "END_OF_SPEECH",
+        "FINAL_TRANSCRIPT",
+    ]
+    usage = sum(
+        e.recognition_usage.audio_duration
+        for e in events
+        if e.type == stt.SpeechEventType.RECOGNITION_USAGE and e.recognition_usage
+    )
+    assert usage == pytest.approx(2.0, abs=0.01)  # room audio only, not the flush silence
+    assert any(getattr(m, "audio_duration", 0) > 0 for m in metrics)
+    await model.aclose()
+
+
+async def test_framework_flush_sentinel_finalises_the_turn(server: FakeKyutai) -> None:
+    server.stt_script = {14: word("stop", 14)}
+    model = kyutai.STT(url=server.url)
+    stream = model.stream(conn_options=FAST)
+    for f in audio(1.5):
+        stream.push_frame(f)
+    stream.flush()
+    for f in audio(1.0, seed=1):
+        stream.push_frame(f)
+    events = await collect(stream, stt.SpeechEventType.FINAL_TRANSCRIPT)
+    assert types(events)[-2:] == ["END_OF_SPEECH", "FINAL_TRANSCRIPT"]
+    assert events[-1].alternatives[0].text == "stop"
+    await stream.aclose()
+    await model.aclose()
+
+
+async def test_resamples_48k_input(server: FakeKyutai) -> None:
+    server.stt_script = {14: word("hi", 14)}
+    model = kyutai.STT(url=server.url)
+    stream = model.stream(conn_options=FAST)
+    for f in audio(1.5, sr=48000):
+        stream.push_frame(f)
+    stream.end_input()
+    events = [ev async for ev in stream]
+    assert "FINAL_TRANSCRIPT" in types(events)
+    assert server.stt_frames >= int(1.4 / 0.08)
+    await model.aclose()
+
+
+async def test_bad_key_is_a_clear_non_retryable_error(server: FakeKyutai) -> None:
+    model = kyutai.STT(url=server.url, api_key="wrong")
+    stream = model.stream(conn_options=APIConnectOptions(max_retry=3, retry_interval=0.01))
+    stream.push_frame(audio(0.1)[0])
+    with pytest.raises(APIStatusError) as err:
+        await collect(stream, stt.SpeechEventType.FINAL_TRANSCRIPT)
+    assert err.value.status_code == 401
+    assert not err.value.retryable
+    assert "API key" in err.value.message and "KYUTAI_API_KEY" in err.value.message
+    assert server.connections == 0
+    await model.aclose()
+
+
+async def test_unreachable_server_is_a_connection_error() -> None:
+    model = kyutai.STT(url="ws://127.0.0.1:9")
+    stream = model.stream(conn_options=FAST)
+    with pytest.raises(APIConnectionError, match="unreachable"):
+        await collect(stream, stt.SpeechEventType.FINAL_TRANSCRIPT)
+    await model.aclose()
+
+
+async def test_full_server_fails_over_to_the_next(server: FakeKyutai) -> None:
+    full = await FakeKyutai(capacity=0).start()
+    try:
+        server.stt_script = {14: word("over", 14)}
+        model = kyutai.STT(url=[full.url, server.url])
+        stream = model.stream(conn_options=FAST)
+        for f in audio(1.5):
+            stream.push_frame(f)
+        stream.end_input()
+        events = [ev async for ev in stream]
+        assert events[-2].alternatives[0].text == "over" or "over" in [
+            e.alternatives[0].text for e in events if e.alternatives
+        ]
+        assert full.connections == 1 and server.connections == 1
+        await model.aclose()
+    finally:
+        await full.stop()
+
+
+async def test_all_servers_full_is_retryable_503() -> None:
+    full = await FakeKyutai(capacity=0).start()
+    try:
+        model = kyutai.STT(url=full.url)
+        stream = model.stream(conn_options=FAST)
+        with pytest.raises(APIStatusError) as err:
+            await collect(stream, stt.SpeechEventType.FINAL_TRANSCRIPT)
+        assert err.value.status_code == 503 and err.value.retryable
+        assert "no free channels" in err.value.message
+        await model.aclose()
+    finally:
+        await full.stop()
+
+
+async def test_reconnects_after_the_server_drops(server: FakeKyutai) -> None:
+    # the first connection drops mid-turn; the framework retries and the stream carries on
+    server.stt_script = {14: word("before", 14), 40: word("after", 40)}
+    server.drop_after_frames = 20
+    model = kyutai.STT(url=server.url)
+    errors: list[object] = []
+    model.on("error", errors.append)
+    stream = model.stream(conn_options=APIConnectOptions(max_retry=2, retry_interval=0.05))
+    for f in audio(2.0):
+        stream.push_frame(f)
+    first = await collect(stream, stt.SpeechEventType.FINAL_TRANSCRIPT)
+    # the interrupted turn is closed with what was heard
+    assert types(first) == [
+        "START_OF_SPEECH",
+        "INTERIM_TRANSCRIPT",
+        "END_OF_SPEECH",
+        "FINAL_TRANSCRIPT",
+    ]
+    assert first[-1].alternatives[0].text == "before"
+    server.drop_after_frames = None
+    for f in audio(3.0, seed=2):
+        stream.push_frame(f)
+    stream.end_input()
+    rest = [ev async for ev in stream]
+    assert "after" in [e.alternatives[0].text for e in rest if e.alternatives]
+    assert server.connections == 2
+    assert len(errors) == 1 and getattr(errors[0], "recoverable", False)
+    await model.aclose()
+
+
+def test_url_route_and_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    from livekit.plugins.kyutai import connection
+
+    monkeypatch.setenv("KYUTAI_STT_URL", "ws://a:1, ws://b:2/custom")
+    monkeypatch.setenv("KYUTAI_API_KEY", "k1")
+    model = kyutai.STT()
+    assert model.urls == ["ws://a:1", "ws://b:2/custom"]
+    assert connection.endpoint("ws://a:1", "/api/asr-streaming") == "ws://a:1/api/asr-streaming"
+    assert connection.endpoint("http://b:2/custom", "/x") == "ws://b:2/custom"
+    assert connection.resolve_api_key(None) == "k1"
+    monkeypatch.delenv("KYUTAI_API_KEY")
+    assert connection.resolve_api_key(None) == "public_token"
+    with pytest.raises(ValueError):
+        kyutai.STT(url="ftp://nope")

@@ -1,0 +1,247 @@
+// The expressive face: an SVG whose mouth follows the agent's loudness, whose expression
+// follows the agent's state and emotion, and which blinks so it never looks frozen.
+
+import { levelToOpenness, smoothMouth } from './audio-level';
+import type { Emotion, WidgetState } from './api';
+
+const SVG_NS = 'http://www.w3.org/2000/svg';
+const TICK_MS = 33; // ~30 fps: plenty for a mouth, cheap, and runs in headless browsers too
+
+export interface Expression {
+  eyeOpen: number; // 1 = normal, >1 wide
+  browLiftL: number; // px up
+  browLiftR: number;
+  browTilt: number; // px: positive raises the inner ends (worried/sad), negative frowns
+  smile: number; // -1 frown .. 1 grin
+  mouthWidth: number; // scale of the mouth's width
+  restOpen: number; // mouth opening with no sound (an "o" of surprise)
+  lookX: number; // pupil offset, px
+  lookY: number;
+  blush: number; // 0..1
+  tilt: number; // head rotation, degrees
+}
+
+const NEUTRAL: Expression = {
+  eyeOpen: 1,
+  browLiftL: 0,
+  browLiftR: 0,
+  browTilt: 0,
+  smile: 0.2,
+  mouthWidth: 1,
+  restOpen: 0,
+  lookX: 0,
+  lookY: 0,
+  blush: 0,
+  tilt: 0,
+};
+
+/** The target expression for a state and an emotion (the emotion overlays the state). */
+export function expressionFor(state: WidgetState, emotion: Emotion): Expression {
+  const e: Expression = { ...NEUTRAL };
+  switch (state) {
+    case 'idle':
+    case 'error':
+      Object.assign(e, { eyeOpen: 0.85, smile: 0.15 });
+      break;
+    case 'connecting':
+    case 'waiting':
+    case 'initializing':
+      Object.assign(e, { eyeOpen: 0.5, smile: 0.05, lookY: 2 }); // waking up
+      break;
+    case 'listening':
+      Object.assign(e, { browLiftL: 3, browLiftR: 3, smile: 0.35, tilt: -4 }); // attentive
+      break;
+    case 'thinking':
+      Object.assign(e, { browLiftL: 6, browLiftR: 1, smile: 0, mouthWidth: 0.7, lookX: 5, lookY: -6, tilt: 3 });
+      break;
+    case 'speaking':
+      Object.assign(e, { browLiftL: 2, browLiftR: 2, smile: 0.3 });
+      break;
+  }
+  switch (emotion) {
+    case 'happy':
+      Object.assign(e, { smile: 0.95, blush: 0.7, eyeOpen: e.eyeOpen * 0.85 });
+      break;
+    case 'sad':
+      Object.assign(e, { smile: -0.7, browTilt: 6, browLiftL: 0, browLiftR: 0, eyeOpen: e.eyeOpen * 0.8, lookY: 3, tilt: 0 });
+      break;
+    case 'surprised':
+      Object.assign(e, { eyeOpen: 1.3, browLiftL: 10, browLiftR: 10, smile: 0, mouthWidth: 0.6, restOpen: 0.35 });
+      break;
+    case 'thinking':
+      Object.assign(e, { browLiftL: 6, browLiftR: 1, smile: 0, mouthWidth: 0.7, lookX: 5, lookY: -6 });
+      break;
+    case 'confused':
+      Object.assign(e, { browLiftL: 7, browLiftR: -1, browTilt: -3, smile: -0.2, mouthWidth: 0.8, tilt: 6 });
+      break;
+    case 'neutral':
+      break;
+  }
+  return e;
+}
+
+/** Blink envelope: 1 = eyes open, dips to ~0 over a 160 ms blink starting at `start`. */
+export function blinkFactor(now: number, start: number): number {
+  const t = now - start;
+  if (t < 0 || t > 160) return 1;
+  return Math.abs(t - 80) / 80;
+}
+
+/** SVG path of the mouth: corners rise with `smile`, the lower lip drops with `open`. */
+export function mouthPath(open: number, smile: number, widthScale: number): string {
+  const cx = 100;
+  const cy = 138;
+  const half = 24 * widthScale * (1 - 0.25 * open); // an open mouth rounds up a little
+  const corner = cy - smile * 8;
+  const upper = cy + smile * 4 - open * 3; // lips' midpoints
+  const lower = cy + smile * 6 + open * 28;
+  // A quadratic curve passes through its midpoint when the control point is 2*mid - ends.
+  const cu = 2 * upper - corner;
+  const cl = 2 * lower - corner;
+  const f = (n: number) => n.toFixed(1);
+  return `M${f(cx - half)} ${f(corner)} Q${cx} ${f(cu)} ${f(cx + half)} ${f(corner)} Q${cx} ${f(cl)} ${f(cx - half)} ${f(corner)}Z`;
+}
+
+function el<K extends keyof SVGElementTagNameMap>(
+  tag: K,
+  attrs: Record<string, string | number>,
+  parent?: Element,
+): SVGElementTagNameMap[K] {
+  const node = document.createElementNS(SVG_NS, tag);
+  for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, String(v));
+  parent?.appendChild(node);
+  return node;
+}
+
+function lerp(a: number, b: number, k: number): number {
+  return a + (b - a) * k;
+}
+
+export class Face {
+  readonly element: SVGSVGElement;
+  private readonly head: SVGGElement;
+  private readonly eyes: SVGEllipseElement[] = [];
+  private readonly glints: SVGCircleElement[] = [];
+  private readonly brows: SVGPathElement[] = [];
+  private readonly cheeks: SVGCircleElement[] = [];
+  private readonly mouth: SVGPathElement;
+
+  private state: WidgetState = 'idle';
+  private emotion: Emotion = 'neutral';
+  private current: Expression = expressionFor('idle', 'neutral');
+  private target: Expression = this.current;
+  private mouthOpen = 0;
+  private levelSource: (() => number) | null = null;
+  private timer: ReturnType<typeof setInterval> | null = null;
+  private last = 0;
+  private blinkAt = 0;
+  private nextBlink = 0;
+
+  constructor() {
+    this.element = el('svg', {
+      viewBox: '0 0 200 200',
+      class: 'kw-face',
+      role: 'img',
+      'data-mouth-open': '0',
+    });
+    this.head = el('g', { class: 'kw-head' }, this.element);
+    el('circle', { cx: 100, cy: 104, r: 86, class: 'kw-skin' }, this.head);
+    for (const x of [58, 142]) {
+      this.cheeks.push(el('circle', { cx: x, cy: 124, r: 13, class: 'kw-cheek', opacity: 0 }, this.head));
+    }
+    for (const x of [70, 130]) {
+      this.eyes.push(el('ellipse', { cx: x, cy: 92, rx: 9, ry: 13, class: 'kw-eye' }, this.head));
+      this.glints.push(el('circle', { cx: x + 3, cy: 87, r: 3, class: 'kw-glint' }, this.head));
+      this.brows.push(el('path', { d: '', class: 'kw-brow' }, this.head));
+    }
+    this.mouth = el('path', { d: mouthPath(0, 0.2, 1), class: 'kw-mouth' }, this.head);
+    this.render(performance.now());
+  }
+
+  /** Where loudness comes from (the agent's audio meter), or null while there is none. */
+  setLevelSource(source: (() => number) | null): void {
+    this.levelSource = source;
+  }
+
+  setState(state: WidgetState): void {
+    this.state = state;
+    this.retarget();
+  }
+
+  setEmotion(emotion: Emotion): void {
+    this.emotion = emotion;
+    this.retarget();
+  }
+
+  start(): void {
+    if (this.timer !== null) return;
+    this.last = performance.now();
+    this.nextBlink = this.last + 1500;
+    this.timer = setInterval(() => this.tick(), TICK_MS);
+  }
+
+  stop(): void {
+    if (this.timer !== null) clearInterval(this.timer);
+    this.timer = null;
+  }
+
+  private retarget(): void {
+    this.target = expressionFor(this.state, this.emotion);
+    this.element.dataset.expression = `${this.state} ${this.emotion}`;
+    this.element.setAttribute('aria-label', `Tutor face: ${this.state}, ${this.emotion}`);
+  }
+
+  private tick(): void {
+    const now = performance.now();
+    const dt = Math.min(200, now - this.last);
+    this.last = now;
+    let level = 0;
+    try {
+      level = this.levelSource ? this.levelSource() : 0;
+    } catch {
+      level = 0; // the track went away between two ticks
+    }
+    this.mouthOpen = smoothMouth(this.mouthOpen, levelToOpenness(level), dt);
+    const k = 1 - Math.exp(-dt / 120); // expressions glide over ~a third of a second
+    const next = { ...this.current };
+    for (const key of Object.keys(next) as (keyof Expression)[]) {
+      next[key] = lerp(this.current[key], this.target[key], k);
+    }
+    this.current = next;
+    if (now >= this.nextBlink) {
+      this.blinkAt = now;
+      // Irregular gaps look alive; now and then a double blink.
+      this.nextBlink = now + (Math.random() < 0.15 ? 260 : 2200 + Math.random() * 3800);
+    }
+    this.render(now);
+  }
+
+  private render(now: number): void {
+    const e = this.current;
+    const eyeScale = Math.max(0.06, e.eyeOpen * blinkFactor(now, this.blinkAt));
+    this.eyes.forEach((eye, i) => {
+      const x = (i === 0 ? 70 : 130) + e.lookX;
+      eye.setAttribute('cx', x.toFixed(1));
+      eye.setAttribute('cy', (92 + e.lookY).toFixed(1));
+      eye.setAttribute('ry', (13 * eyeScale).toFixed(1));
+      const glint = this.glints[i];
+      glint?.setAttribute('cx', (x + 3).toFixed(1));
+      glint?.setAttribute('cy', (87 + e.lookY * 1.1).toFixed(1));
+      glint?.setAttribute('opacity', eyeScale > 0.5 ? '1' : '0');
+    });
+    this.brows.forEach((brow, i) => {
+      const left = i === 0;
+      const x = left ? 70 : 130;
+      const y = 70 - (left ? e.browLiftL : e.browLiftR);
+      const inner = y - e.browTilt; // the end nearest the nose
+      const outer = y + e.browTilt * 0.4;
+      const [x1, y1, x2, y2] = left ? [x - 14, outer, x + 14, inner] : [x - 14, inner, x + 14, outer];
+      brow.setAttribute('d', `M${x1} ${y1.toFixed(1)} Q${x} ${(Math.min(y1, y2) - 4).toFixed(1)} ${x2} ${y2.toFixed(1)}`);
+    });
+    for (const cheek of this.cheeks) cheek.setAttribute('opacity', e.blush.toFixed(2));
+    const open = Math.min(1, Math.max(this.mouthOpen, e.restOpen));
+    this.mouth.setAttribute('d', mouthPath(open, e.smile * (1 - open * 0.6), e.mouthWidth));
+    this.head.setAttribute('transform', `rotate(${e.tilt.toFixed(2)} 100 110)`);
+    this.element.setAttribute('data-mouth-open', this.mouthOpen.toFixed(3));
+  }
+}

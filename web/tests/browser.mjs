@@ -1,0 +1,225 @@
+// Real-browser check of the demo page + widget, driven by tests/e2e/test_widget_browser.py.
+//
+//   node web/tests/browser.mjs '<json config>'
+//
+// Prints one JSON object per line on stdout: {"event":"connected",...} as soon as the widget
+// joined a room (the Python side may then join it too), then {"event":"result",...} last.
+// Uses the system Chromium (never downloads one) with a fake microphone playing a WAV file.
+
+import { mkdtempSync, mkdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { chromium } from 'playwright-core';
+
+const config = {
+  chromium: '/usr/bin/chromium',
+  viewport: { width: 375, height: 667 },
+  character: 'tutor',
+  subject: 'maths',
+  level: 'beginner',
+  // What to wait for after connecting:
+  expectAgent: true, // an agent joins and publishes lk.agent.state
+  expectCaptions: false, // captions of both sides appear
+  expectMouth: false, // the mouth moves while the agent speaks
+  expectEmotion: null, // a kyutai.emotion the face must show
+  denyMicrophone: false, // no fake permission UI: the widget must explain the refusal
+  timeoutMs: 60_000,
+  ...JSON.parse(process.argv[2] ?? '{}'),
+};
+
+const emit = (event, data = {}) => process.stdout.write(`${JSON.stringify({ event, ...data })}\n`);
+const log = (...args) => process.stderr.write(`[browser.mjs] ${args.join(' ')}\n`);
+
+// Runs in the page: the widget's shadow root and the bits tests look at.
+const probe = () => {
+  const host = document.querySelector('.kyutai-widget');
+  const root = host?.shadowRoot;
+  const face = root?.querySelector('.kw-face');
+  const captions = [...(root?.querySelectorAll('.kw-caption') ?? [])].map((li) => ({
+    speaker: li.dataset.speaker,
+    final: li.dataset.final === 'true',
+    who: li.querySelector('.kw-who')?.textContent ?? '',
+    text: li.querySelector('.kw-caption-text')?.textContent ?? '',
+  }));
+  return {
+    state: host?.dataset.state ?? null,
+    rootState: root?.querySelector('.kw-root')?.dataset.state ?? null,
+    room: host?.dataset.room ?? null,
+    identity: host?.dataset.identity ?? null,
+    emotion: host?.dataset.emotion ?? 'neutral',
+    mouth: Number(face?.getAttribute('data-mouth-open') ?? 'NaN'),
+    expression: face?.dataset.expression ?? '',
+    message: root?.querySelector('.kw-message:not([hidden])')?.textContent ?? '',
+    captions,
+  };
+};
+
+async function main() {
+  const result = { ok: false, checks: {}, states: [], mouthSamples: [] };
+  const profile = mkdtempSync(join(tmpdir(), 'kw-chromium-'));
+  const args = [
+    '--headless',
+    '--no-sandbox',
+    '--disable-gpu',
+    '--disable-quic',
+    '--no-first-run',
+    '--disable-background-networking',
+    '--disable-component-update',
+    '--disable-sync',
+    '--use-fake-device-for-media-stream',
+    '--autoplay-policy=no-user-gesture-required',
+  ];
+  if (!config.denyMicrophone) args.push('--use-fake-ui-for-media-stream');
+  if (config.wav) args.push(`--use-file-for-fake-audio-capture=${config.wav}%noloop`);
+  // launchPersistentContext: the only way Playwright accepts our own --user-data-dir.
+  const context = await chromium.launchPersistentContext(profile, {
+    executablePath: config.chromium,
+    headless: true,
+    args,
+    viewport: config.viewport,
+    permissions: config.denyMicrophone ? [] : ['microphone'],
+  });
+  const page = context.pages()[0] ?? (await context.newPage());
+  page.on('console', (m) => {
+    if (m.type() === 'error' || m.type() === 'warning' || config.verbose) log(`console.${m.type()}:`, m.text());
+  });
+  page.on('pageerror', (e) => log('pageerror:', e.message));
+
+  const deadline = Date.now() + config.timeoutMs;
+  const left = () => Math.max(1000, deadline - Date.now());
+  const snapshot = () => page.evaluate(probe);
+  async function waitFor(what, predicate, timeout = left()) {
+    const until = Date.now() + timeout;
+    let last;
+    while (Date.now() < until) {
+      last = await snapshot();
+      if (last.state && result.states.at(-1) !== last.state) result.states.push(last.state);
+      if (predicate(last)) return last;
+      await page.waitForTimeout(100);
+    }
+    throw new Error(`timed out waiting for ${what}; last seen: ${JSON.stringify(last)}`);
+  }
+
+  try {
+    await page.goto(config.url, { waitUntil: 'load' });
+    await page.waitForSelector('body[data-ready="true"]', { timeout: 15_000 });
+    const first = await snapshot();
+    if (first.state !== 'idle' || first.rootState !== 'idle') throw new Error(`widget not idle at load: ${JSON.stringify(first)}`);
+
+    // Phone-sized screen: nothing may stick out sideways.
+    const overflow = await page.evaluate(() => ({
+      scrollWidth: document.documentElement.scrollWidth,
+      innerWidth: window.innerWidth,
+      widgetRight: document.querySelector('.kyutai-widget')?.getBoundingClientRect().right ?? 0,
+    }));
+    result.checks.overflow = overflow;
+    if (overflow.scrollWidth > overflow.innerWidth || overflow.widgetRight > overflow.innerWidth) {
+      throw new Error(`horizontal overflow at ${config.viewport.width}px: ${JSON.stringify(overflow)}`);
+    }
+
+    // Pick the character the way a visitor would.
+    await page.selectOption('#character', config.character);
+    if (config.subject) await page.selectOption('#subject', config.subject);
+    if (config.level) await page.selectOption('#level', config.level);
+
+    // Keyboard only: Tab until the widget's connect button has focus, then Enter.
+    await page.evaluate(() => document.activeElement instanceof HTMLElement && document.activeElement.blur());
+    let tabs = 0;
+    let focused = null;
+    for (; tabs < 20; tabs++) {
+      await page.keyboard.press('Tab');
+      focused = await page.evaluate(() => {
+        let el = document.activeElement;
+        while (el?.shadowRoot?.activeElement) el = el.shadowRoot.activeElement;
+        if (!el) return null;
+        const style = getComputedStyle(el);
+        return { tag: el.tagName, cls: el.className, text: el.textContent, outline: style.outlineStyle, outlineWidth: style.outlineWidth };
+      });
+      if (focused?.cls?.includes('kw-connect')) break;
+    }
+    result.checks.keyboard = { tabs: tabs + 1, focused };
+    if (!focused?.cls?.includes('kw-connect')) throw new Error(`Tab never reached the connect button (last: ${JSON.stringify(focused)})`);
+    if (focused.tag !== 'BUTTON') throw new Error('the connect control is not a real <button>');
+    if (focused.outline === 'none') throw new Error('the focused connect button shows no focus outline');
+    await page.keyboard.press('Enter');
+
+    if (config.denyMicrophone) {
+      const s = await waitFor('the microphone refusal', (x) => x.state === 'error');
+      result.checks.refusal = { message: s.message, room: s.room };
+      if (config.screenshot) await page.screenshot({ path: config.screenshot, fullPage: true });
+      result.final = s;
+      result.ok = true;
+      return;
+    }
+
+    const connected = await waitFor('the widget to join a room', (s) => !!s.room && s.state !== 'connecting');
+    emit('connected', { room: connected.room, identity: connected.identity });
+    log(`connected to ${connected.room} as ${connected.identity}`);
+
+    // Sample the mouth continuously from now on (the page's own clock, ~20 Hz).
+    await page.evaluate(() => {
+      window.__kwMouth = [];
+      const face = document.querySelector('.kyutai-widget').shadowRoot.querySelector('.kw-face');
+      setInterval(() => window.__kwMouth.push(Number(face.getAttribute('data-mouth-open'))), 50);
+    });
+
+    if (config.expectAgent) {
+      const s = await waitFor('the agent (lk.agent.state)', (x) => ['initializing', 'listening', 'thinking', 'speaking'].includes(x.state));
+      result.checks.agentState = s.state;
+      await waitFor('the agent to be ready', (x) => ['listening', 'thinking', 'speaking'].includes(x.state));
+    }
+    if (config.expectCaptions) {
+      const s = await waitFor('final captions of both sides', (x) =>
+        x.captions.some((c) => c.speaker === 'user' && c.final && c.text) && x.captions.some((c) => c.speaker === 'agent' && c.final && c.text),
+      );
+      result.checks.captions = s.captions;
+    }
+    if (config.expectEmotion) {
+      const s = await waitFor(`emotion ${config.expectEmotion}`, (x) => x.emotion === config.expectEmotion && x.expression.endsWith(config.expectEmotion));
+      result.checks.expression = s.expression;
+    }
+    if (config.expectMouth) {
+      // Moving = opened wide at least once AND took many different values (not stuck open).
+      await page.waitForFunction(() => {
+        const m = window.__kwMouth;
+        return m.length > 20 && Math.max(...m) >= 0.3 && new Set(m.map((v) => v.toFixed(2))).size >= 8 && m.some((v) => v < 0.1);
+      }, undefined, { timeout: left(), polling: 100 });
+      const samples = await page.evaluate(() => window.__kwMouth);
+      result.mouthSamples = samples.filter((_, i) => i % 4 === 0).slice(-120);
+      result.checks.mouth = { max: Math.max(...samples), distinct: new Set(samples.map((v) => v.toFixed(2))).size, n: samples.length };
+    }
+
+    if (config.screenshot) {
+      mkdirSync(dirname(config.screenshot), { recursive: true });
+      await page.screenshot({ path: config.screenshot, fullPage: true });
+      await page.locator('.kyutai-widget').screenshot({ path: config.screenshot.replace(/\.png$/, '-widget.png') });
+    }
+    result.final = await snapshot();
+
+    // The same focused button ends the conversation from the keyboard.
+    const stillFocused = await page.evaluate(() => document.querySelector('.kyutai-widget').shadowRoot.activeElement?.className ?? '');
+    if (!stillFocused.includes('kw-connect')) await page.locator('.kw-connect').focus();
+    await page.keyboard.press('Enter');
+    await waitFor('the widget to disconnect', (x) => x.state === 'idle' && !x.room, 15_000);
+    result.checks.disconnected = true;
+    result.ok = true;
+  } catch (err) {
+    result.error = String(err?.stack ?? err);
+    try {
+      result.final = await snapshot();
+      if (config.screenshot) await page.screenshot({ path: config.screenshot.replace(/\.png$/, '-failure.png'), fullPage: true });
+    } catch {
+      // the page is gone; the error says why
+    }
+  } finally {
+    await context.close().catch(() => undefined);
+    rmSync(profile, { recursive: true, force: true });
+    emit('result', result);
+    process.exitCode = result.ok ? 0 : 1;
+  }
+}
+
+main().catch((err) => {
+  emit('result', { ok: false, error: String(err?.stack ?? err) });
+  process.exitCode = 2;
+});
