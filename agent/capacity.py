@@ -2,10 +2,36 @@
 
 A Kyutai agent's job is cheap on the worker's CPU: the expensive work happens on the inference
 server's GPU. LiveKit's default load (CPU usage) would turn new rooms away from a host whose
-CPU is busy with something else while its GPU has room, so we count conversations instead.
+CPU is busy with something else while its GPU has room, so we count conversations instead, and
+(by default) the inference servers' free STT/TTS slots: a worker whose inference servers are
+full reports itself full, so LiveKit sends new rooms to another node.
+
+`load_fnc` is called by the framework in an executor every ~0.5 s and before each job offer:
+`InferenceCapacity` answers from a snapshot refreshed by a background thread, never blocks on
+the network and never raises. An unreachable inference server counts as full.
 """
 
 from __future__ import annotations
+
+import re
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from .log import logger
+
+ENGINES = ("stt", "tts")
+# Gauges of the inference server (inference/metrics.py).
+FREE_GAUGE = "kyutai_slots_free"
+OPEN_GAUGE = "kyutai_slots_open"
+_SAMPLE = re.compile(
+    r'^(?P<name>kyutai_slots_(?:free|open))\{engine="(?P<engine>[a-z]+)"\}\s+(?P<value>\S+)\s*$'
+)
 
 
 def job_load(active_jobs: int, max_jobs: int) -> float:
@@ -13,3 +39,184 @@ def job_load(active_jobs: int, max_jobs: int) -> float:
     if max_jobs <= 0:
         return 1.0
     return min(1.0, max(0.0, active_jobs / max_jobs))
+
+
+@dataclass(frozen=True)
+class Slots:
+    """Slots of one engine summed over the servers that serve it."""
+
+    free: int
+    total: int
+
+    @property
+    def load(self) -> float:
+        """Occupied fraction; no known slot (nothing reachable) is full."""
+        if self.total <= 0:
+            return 1.0
+        return min(1.0, max(0.0, 1.0 - self.free / self.total))
+
+
+def parse_slot_gauges(text: str) -> dict[str, Slots]:
+    """`kyutai_slots_free` / `kyutai_slots_open` per engine from a /metrics body."""
+    values: dict[tuple[str, str], float] = {}
+    for line in text.splitlines():
+        match = _SAMPLE.match(line)
+        if match:
+            try:
+                values[(match["name"], match["engine"])] = float(match["value"])
+            except ValueError:
+                continue
+    out: dict[str, Slots] = {}
+    for engine in {e for _n, e in values}:
+        free = max(0, int(values.get((FREE_GAUGE, engine), 0)))
+        held = max(0, int(values.get((OPEN_GAUGE, engine), 0)))
+        out[engine] = Slots(free=free, total=free + held)
+    return out
+
+
+def combine_slots(per_server: Iterable[dict[str, Slots] | None], engine: str) -> Slots:
+    """Sum one engine's slots over its servers; an unreachable server adds no free slot."""
+    free = total = 0
+    for slots in per_server:
+        if slots is not None and engine in slots:
+            free += slots[engine].free
+            total += slots[engine].total
+    return Slots(free=free, total=total)
+
+
+def worker_load(
+    active_jobs: int, max_jobs: int, inference: dict[str, Slots] | None = None
+) -> float:
+    """The load reported to LiveKit: the busiest of the worker's job budget and each
+    inference engine's slots (1.0 = full: LiveKit offers new rooms to other workers)."""
+    load = job_load(active_jobs, max_jobs)
+    for slots in (inference or {}).values():
+        load = max(load, slots.load)
+    return load
+
+
+def metrics_url(service_url: str) -> str:
+    """http(s)://host:port/metrics of a Kyutai server given as ws(s):// or http(s):// URL."""
+    parts = urlsplit(service_url.strip())
+    scheme = {"ws": "http", "wss": "https"}.get(parts.scheme, parts.scheme or "http")
+    return f"{scheme}://{parts.netloc}/metrics"
+
+
+def fetch_slots(url: str, timeout_s: float) -> dict[str, Slots] | None:
+    """The slot gauges at `url`, or None when they can't be read."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout_s) as resp:
+            body = resp.read(1_000_000).decode("utf-8", errors="replace")
+    except (urllib.error.URLError, OSError, ValueError):
+        return None
+    return parse_slot_gauges(body)
+
+
+class InferenceCapacity:
+    """Keeps a fresh snapshot of the inference servers' free slots, per engine.
+
+    `engine_urls` maps "stt"/"tts" to the servers the plugins use for it (the same server
+    may serve both). A daemon thread polls every `interval_s`; `slots()` returns the last
+    snapshot, or every engine full when the snapshot is older than `max_age_s`.
+    """
+
+    def __init__(
+        self,
+        engine_urls: dict[str, list[str]],
+        *,
+        interval_s: float = 1.0,
+        timeout_s: float = 1.0,
+        max_age_s: float = 5.0,
+        fetch: Callable[[str, float], dict[str, Slots] | None] = fetch_slots,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._engine_urls = {
+            engine: [metrics_url(u) for u in urls] for engine, urls in engine_urls.items() if urls
+        }
+        self._interval_s, self._timeout_s, self._max_age_s = interval_s, timeout_s, max_age_s
+        self._fetch, self._clock = fetch, clock
+        self._snapshot: dict[str, Slots] | None = None
+        self._taken_at = 0.0
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._was_full: bool | None = None
+
+    def refresh(self) -> dict[str, Slots]:
+        """Poll every server once and store the result (called by the thread; tests too)."""
+        urls = sorted({u for us in self._engine_urls.values() for u in us})
+        fetched = {u: self._fetch(u, self._timeout_s) for u in urls}
+        snapshot = {
+            engine: combine_slots((fetched[u] for u in us), engine)
+            for engine, us in self._engine_urls.items()
+        }
+        with self._lock:
+            self._snapshot, self._taken_at = snapshot, self._clock()
+        full = any(s.load >= 1.0 for s in snapshot.values())
+        if full != self._was_full:
+            self._was_full = full
+            unreachable = [u for u, v in fetched.items() if v is None]
+            logger.info(
+                "inference slots %s%s",
+                {e: f"{s.free}/{s.total} free" for e, s in snapshot.items()},
+                f" (unreachable: {', '.join(unreachable)})" if unreachable else "",
+            )
+        return snapshot
+
+    def slots(self) -> dict[str, Slots]:
+        """The last snapshot; every engine full if there is none recent (never raises)."""
+        self.start()
+        with self._lock:
+            snapshot, taken_at = self._snapshot, self._taken_at
+        if snapshot is None or self._clock() - taken_at > self._max_age_s:
+            return {engine: Slots(0, 0) for engine in self._engine_urls}
+        return snapshot
+
+    def start(self) -> None:
+        if self._thread is not None:
+            return
+        with self._lock:
+            if self._thread is not None:
+                return
+            self._thread = threading.Thread(
+                target=self._run, name="inference-capacity", daemon=True
+            )
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.refresh()
+            except Exception:  # never let the poller die: a stale snapshot reads as full
+                logger.exception("polling the inference servers' slots failed")
+            self._stop.wait(self._interval_s)
+
+
+def make_load_fnc(settings: Any) -> Callable[[Any], float]:
+    """The `load_fnc` for AgentServer: jobs/max_jobs, and the inference servers' slots when
+    `settings.capacity_from_inference` (AGENT_CAPACITY_FROM_INFERENCE) is on."""
+    max_jobs: int = settings.max_jobs
+    capacity: InferenceCapacity | None = None
+    if settings.capacity_from_inference:
+        override = [u.strip() for u in (settings.capacity_metrics_url or "").split(",")]
+        override = [u for u in override if u]
+        capacity = InferenceCapacity(
+            {
+                "stt": override or list(settings.stt_urls),
+                "tts": override or list(settings.tts_urls),
+            },
+            interval_s=settings.capacity_poll_interval_s,
+        )
+
+    def load_fnc(server: Any) -> float:
+        try:
+            active = len(server.active_jobs)
+            return worker_load(active, max_jobs, capacity.slots() if capacity else None)
+        except Exception:  # the framework must always get an answer
+            logger.exception("computing the worker load failed; reporting full")
+            return 1.0
+
+    return load_fnc

@@ -22,6 +22,7 @@ from livekit.agents import (
 from livekit.agents.voice.agent_session import SessionConnectOptions
 from livekit.plugins import kyutai, silero
 
+from . import health
 from . import metrics as agent_metrics
 from .capacity import job_load
 from .characters import CharacterSet, load_characters
@@ -62,6 +63,14 @@ def build_server(settings: AgentSettings) -> AgentServer:
     )
     # Job processes are spawned: the entrypoint must be a module-level (picklable) function.
     server.rtc_session(entrypoint, agent_name=settings.agent_name)
+
+    status: dict[str, Any] = {}
+
+    def start_health_view() -> None:
+        # On the worker's own loop, once it runs: GET /health says if STT, TTS, LLM answer.
+        status["task"] = asyncio.get_running_loop().create_task(health.serve(settings))
+
+    server.on("worker_started", start_health_view)
     return server
 
 

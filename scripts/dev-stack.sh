@@ -78,6 +78,8 @@ if [[ -f inference/__main__.py ]]; then
   start inference "$PY" -m inference serve --models "$KYUTAI_MODELS" --host 127.0.0.1 --port "$INFERENCE_PORT"
   wait_http inference "http://127.0.0.1:$INFERENCE_PORT/api/build_info" 300
   export KYUTAI_STT_URL="ws://127.0.0.1:$INFERENCE_PORT" KYUTAI_TTS_URL="ws://127.0.0.1:$INFERENCE_PORT"
+  # Tiny models' pause heads carry no meaning: end turns on Silero VAD silence instead.
+  [[ "$KYUTAI_MODELS" == tiny ]] && export KYUTAI_TURN_DETECTION="${KYUTAI_TURN_DETECTION:-vad}"
 fi
 
 if [[ -z "${KYUTAI_LLM_URL:-}" ]]; then
@@ -105,6 +107,7 @@ cat <<MSG
   The stack is running.
     LiveKit server   ws://127.0.0.1:7880        (dev keys devkey / secret)
     Agent worker     http://127.0.0.1:$AGENT_HTTP_PORT/        (health), agent name ${LIVEKIT_AGENT_NAME:-kyutai-agent}
+                     http://127.0.0.1:${AGENT_STATUS_PORT:-8082}/health  (are STT, TTS and LLM reachable?)
 $( [[ -f inference/__main__.py ]] && echo "    Inference        ws://127.0.0.1:$INFERENCE_PORT         (models: $KYUTAI_MODELS)" )
     LLM              $KYUTAI_LLM_URL
 $( [[ -f tokens/__main__.py ]] && echo "    Demo page        http://127.0.0.1:$TOKENS_PORT/        <- open this in a browser" )

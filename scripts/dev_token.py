@@ -10,8 +10,12 @@ import argparse
 import datetime
 import json
 import os
+import warnings
 
 from livekit import api
+
+# LiveKit's dev secret ("secret") is short by design; this script is for dev mode only.
+warnings.filterwarnings("ignore", message="The HMAC key is")
 
 
 def main() -> None:

@@ -86,3 +86,25 @@ async def test_api_dispatch_into_existing_room(
         # The server also lists the room's implicit (unnamed) dispatch.
         assert "kyutai-agent" in [d.agent_name for d in dispatches]
     assert agent.identity.startswith("agent-")
+
+
+def test_health_view_reports_dependencies(worker: WorkerHandle, agent_env: dict[str, str]) -> None:
+    import json
+    import urllib.request
+
+    url = f"http://127.0.0.1:{agent_env['AGENT_STATUS_PORT']}/health"
+    wait_until(lambda: _answers(url), timeout=10, what="the health view")
+    with urllib.request.urlopen(url, timeout=5) as resp:
+        body = json.loads(resp.read())
+    assert body == {"stt_up": True, "tts_up": True, "llm_up": True, "ok": True}
+
+
+def _answers(url: str) -> bool:
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=3):
+            return True
+    except (urllib.error.URLError, OSError):
+        return False

@@ -1,0 +1,157 @@
+"""Latency of kyutai.STT and kyutai.TTS through the plugins against a Kyutai server.
+
+    uv run python scripts/bench_plugin_latency.py --turns 10 [--url ws://host:8089] [--out x.json]
+
+Without --url a local inference server with the tiny models is started (numbers then measure the
+plugin and protocol overhead, not real models). Per turn:
+- STT: a spoken fixture is fed in real time; end of audible speech → END_OF_SPEECH and → the
+  FINAL_TRANSCRIPT (which waits for the flush marker).
+- TTS: first text pushed → first audio frame (TTFB), with the pre-connected socket.
+Prints percentiles and writes the raw samples as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from livekit import rtc  # noqa: E402
+from livekit.agents import APIConnectOptions, stt  # noqa: E402
+from livekit.plugins import kyutai  # noqa: E402
+
+SR = 24000
+OPTS = APIConnectOptions(max_retry=0, timeout=10.0)
+
+
+def percentiles(xs: list[float]) -> dict[str, float]:
+    if not xs:
+        return {}
+    arr = np.asarray(xs)
+    return {
+        "n": len(xs),
+        "mean": float(arr.mean()),
+        "p50": float(np.percentile(arr, 50)),
+        "p90": float(np.percentile(arr, 90)),
+        "p95": float(np.percentile(arr, 95)),
+        "max": float(arr.max()),
+    }
+
+
+async def stt_turn(model: kyutai.STT, pcm: np.ndarray) -> tuple[float, float] | None:
+    """(end of speech → END_OF_SPEECH, end of speech → FINAL) in seconds, or None."""
+    loud = np.flatnonzero(np.abs(pcm) > 300)
+    last_loud = int(loud[-1]) if loud.size else 0
+    step = SR // 50
+    stream = model.stream(conn_options=OPTS)
+    speech_end: float | None = None
+    got: dict[str, float] = {}
+
+    async def feed() -> None:
+        nonlocal speech_end
+        t0 = time.perf_counter()
+        for n, i in enumerate(range(0, pcm.size - step + 1, step)):
+            delay = t0 + n * 0.02 - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)  # a real-time source
+            stream.push_frame(rtc.AudioFrame(pcm[i : i + step].tobytes(), SR, 1, step))
+            if speech_end is None and i + step > last_loud:
+                speech_end = time.perf_counter()
+        stream.end_input()
+
+    async def read() -> None:
+        async for ev in stream:
+            if ev.type == stt.SpeechEventType.END_OF_SPEECH and "end" not in got:
+                got["end"] = time.perf_counter()
+            elif ev.type == stt.SpeechEventType.FINAL_TRANSCRIPT and "final" not in got:
+                got["final"] = time.perf_counter()
+
+    await asyncio.gather(feed(), read())
+    await stream.aclose()
+    if speech_end is None or "final" not in got:
+        return None
+    return got.get("end", got["final"]) - speech_end, got["final"] - speech_end
+
+
+async def tts_turn(model: kyutai.TTS, text: str) -> float:
+    stream = model.stream(conn_options=OPTS)
+    t0 = time.perf_counter()
+    stream.push_text(text)
+    stream.end_input()
+    first: float | None = None
+    async for _ in stream:
+        if first is None:
+            first = time.perf_counter() - t0
+    await stream.aclose()
+    assert first is not None
+    return first
+
+
+async def run(url: str, turns: int) -> dict[str, Any]:
+    from tests.support.speech import read_wav, speech_wav
+
+    samples, sr = read_wav(speech_wav("Can you tell me what time it is?", trail_silence_s=2.5))
+    assert sr == SR
+    pcm = (np.clip(samples, -1, 1) * 32767).astype(np.int16)
+    stt_model = kyutai.STT(url=url)
+    tts_model = kyutai.TTS(url=url)
+    tts_model.prewarm()
+    eos, final, ttfb = [], [], []
+    for i in range(turns):
+        res = await stt_turn(stt_model, pcm)
+        if res is not None:
+            eos.append(res[0])
+            final.append(res[1])
+        ttfb.append(await tts_turn(tts_model, f"Sure, here is answer number {i + 1}."))
+    await stt_model.aclose()
+    await tts_model.aclose()
+    return {
+        "url": url,
+        "turns": turns,
+        "stt_end_of_speech_s": percentiles(eos),
+        "stt_final_transcript_s": percentiles(final),
+        "tts_first_audio_s": percentiles(ttfb),
+        "raw": {"eos": eos, "final": final, "ttfb": ttfb},
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--turns", type=int, default=10)
+    parser.add_argument("--url", default=None, help="Kyutai server (default: start a tiny one)")
+    parser.add_argument("--out", type=Path, default=ROOT / "test-artifacts" / "plugin_latency.json")
+    args = parser.parse_args()
+
+    server = None
+    url = args.url
+    if url is None:
+        from tests.support.inference_server import start_inference_server
+
+        server = start_inference_server(Path(tempfile.mkdtemp(prefix="kyutai-bench-")))
+        url = server.url
+    try:
+        result = asyncio.run(run(url, args.turns))
+    finally:
+        if server is not None:
+            server.stop()
+    for key in ("stt_end_of_speech_s", "stt_final_transcript_s", "tts_first_audio_s"):
+        stats = result[key]
+        line = "  ".join(f"{k}={v:.3f}" for k, v in stats.items() if k != "n")
+        print(f"{key:24s} n={stats.get('n', 0)}  {line}")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2))
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
