@@ -12,11 +12,11 @@ import tempfile
 if os.environ.get("AGENT_PROMETHEUS_PORT") and "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="kyutai-agent-metrics-")
 
-from livekit.agents import cli  # noqa: E402
-from pydantic import ValidationError  # noqa: E402
+from livekit.agents import cli
+from pydantic import ValidationError
 
-from .settings import AgentSettings  # noqa: E402
-from .worker import build_server  # noqa: E402
+from .settings import AgentSettings
+from .worker import build_server
 
 NEEDS_LIVEKIT = {"dev", "start", "connect"}
 

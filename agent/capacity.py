@@ -99,7 +99,8 @@ def metrics_url(service_url: str) -> str:
     """http(s)://host:port/metrics of a Kyutai server given as ws(s):// or http(s):// URL."""
     parts = urlsplit(service_url.strip())
     scheme = {"ws": "http", "wss": "https"}.get(parts.scheme, parts.scheme or "http")
-    return f"{scheme}://{parts.netloc}/metrics"
+    path = parts.path if parts.path.endswith("/metrics") else "/metrics"
+    return f"{scheme}://{parts.netloc}{path}"
 
 
 def fetch_slots(url: str, timeout_s: float) -> dict[str, Slots] | None:
@@ -117,7 +118,8 @@ class InferenceCapacity:
 
     `engine_urls` maps "stt"/"tts" to the servers the plugins use for it (the same server
     may serve both). A daemon thread polls every `interval_s`; `slots()` returns the last
-    snapshot, or every engine full when the snapshot is older than `max_age_s`.
+    snapshot, or every engine full when the snapshot is older than `max_age_s` (default:
+    a few polling rounds).
     """
 
     def __init__(
@@ -126,14 +128,17 @@ class InferenceCapacity:
         *,
         interval_s: float = 1.0,
         timeout_s: float = 1.0,
-        max_age_s: float = 5.0,
+        max_age_s: float | None = None,
         fetch: Callable[[str, float], dict[str, Slots] | None] = fetch_slots,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._engine_urls = {
             engine: [metrics_url(u) for u in urls] for engine, urls in engine_urls.items() if urls
         }
-        self._interval_s, self._timeout_s, self._max_age_s = interval_s, timeout_s, max_age_s
+        n_urls = len({u for us in self._engine_urls.values() for u in us})
+        # Older than a few polls (each may wait `timeout_s` per server): the poller is stuck.
+        self._max_age_s = max_age_s or 3 * interval_s + timeout_s * n_urls + 2.0
+        self._interval_s, self._timeout_s = interval_s, timeout_s
         self._fetch, self._clock = fetch, clock
         self._snapshot: dict[str, Slots] | None = None
         self._taken_at = 0.0
@@ -141,6 +146,7 @@ class InferenceCapacity:
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._was_full: bool | None = None
+        self._first = threading.Event()
 
     def refresh(self) -> dict[str, Slots]:
         """Poll every server once and store the result (called by the thread; tests too)."""
@@ -152,6 +158,7 @@ class InferenceCapacity:
         }
         with self._lock:
             self._snapshot, self._taken_at = snapshot, self._clock()
+        self._first.set()
         full = any(s.load >= 1.0 for s in snapshot.values())
         if full != self._was_full:
             self._was_full = full
@@ -166,6 +173,9 @@ class InferenceCapacity:
     def slots(self) -> dict[str, Slots]:
         """The last snapshot; every engine full if there is none recent (never raises)."""
         self.start()
+        # The first poll is under way right after start-up: wait for it (bounded) rather
+        # than turn the first rooms away.
+        self._first.wait(self._timeout_s * max(1, len(self._engine_urls)) + 0.5)
         with self._lock:
             snapshot, taken_at = self._snapshot, self._taken_at
         if snapshot is None or self._clock() - taken_at > self._max_age_s:

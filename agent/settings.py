@@ -119,6 +119,25 @@ class AgentSettings(BaseSettings):
         description="seconds a SIGTERM'd worker lets running conversations finish",
         validation_alias="AGENT_DRAIN_TIMEOUT_S",
     )
+    capacity_from_inference: bool = Field(
+        True,
+        description="report the worker full when its inference servers have no free STT or "
+        "TTS slot (read from their /metrics), not only at AGENT_MAX_JOBS",
+        validation_alias="AGENT_CAPACITY_FROM_INFERENCE",
+    )
+    capacity_metrics_url: str | None = Field(
+        None,
+        description="where to read the slot gauges, comma-separated; unset = the /metrics of "
+        "KYUTAI_STT_URL and KYUTAI_TTS_URL",
+        validation_alias="AGENT_CAPACITY_METRICS_URL",
+    )
+    capacity_poll_interval_s: float = Field(
+        1.0,
+        gt=0,
+        le=60,
+        description="seconds between two reads of the inference servers' slot gauges",
+        validation_alias="AGENT_CAPACITY_POLL_S",
+    )
     status_port: int | None = Field(
         8082,
         ge=0,
@@ -154,7 +173,7 @@ class AgentSettings(BaseSettings):
     backchannel_max_s: float = Field(
         0.6,
         ge=0,
-        description="user speech over the agent shorter than this is a backchannel (no interruption)",
+        description="user speech over the agent shorter than this is a backchannel",
         validation_alias="KYUTAI_BACKCHANNEL_MAX_S",
     )
     false_interruption_timeout_s: float = Field(
@@ -211,7 +230,9 @@ class AgentSettings(BaseSettings):
     def tts_urls(self) -> list[str]:
         return [u.strip() for u in self.tts_url.split(",") if u.strip()]
 
-    @field_validator("prometheus_port", "status_port", "recordings_dir", mode="before")
+    @field_validator(
+        "prometheus_port", "status_port", "recordings_dir", "capacity_metrics_url", mode="before"
+    )
     @classmethod
     def _empty_is_none(cls, value: object) -> object:
         return None if value in ("", None) else value

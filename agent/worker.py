@@ -24,7 +24,7 @@ from livekit.plugins import kyutai, silero
 
 from . import health
 from . import metrics as agent_metrics
-from .capacity import job_load
+from .capacity import make_load_fnc
 from .characters import CharacterSet, load_characters
 from .conversation import (
     ConversationOptions,
@@ -57,7 +57,7 @@ def build_server(settings: AgentSettings) -> AgentServer:
         prometheus_port=settings.prometheus_port,
         num_idle_processes=settings.num_idle_processes,
         load_threshold=settings.load_threshold,
-        load_fnc=lambda srv: job_load(len(srv.active_jobs), settings.max_jobs),
+        load_fnc=make_load_fnc(settings),
         drain_timeout=settings.drain_timeout_s,
         setup_fnc=prewarm,
     )

@@ -40,7 +40,9 @@ def stub_llm(stub_llm_server: StubLLM) -> StubLLM:
 def inference_server(artifacts_dir: Path) -> Iterator[InferenceServer]:
     """The real inference server with the tiny models (generated once into .cache/)."""
     server = start_inference_server(
-        ROOT / ".cache" / "kyutai-tiny", batch_size=8, tts_batch_size=8,
+        ROOT / ".cache" / "kyutai-tiny",
+        batch_size=8,
+        tts_batch_size=8,
         log_dir=artifacts_dir / "logs",
     )
     try:

@@ -19,15 +19,22 @@ from tests.support.worker import WorkerHandle, start_worker
 pytestmark = pytest.mark.e2e
 
 MakeParticipant = Callable[..., Awaitable[TestParticipant]]
+RECORDINGS = Path(__file__).resolve().parents[2] / "test-artifacts" / "recordings"
 
 
 @pytest.fixture(scope="module")
 def worker(
     livekit_server: LiveKitServer, artifacts_dir: Path, agent_env: dict[str, str]
 ) -> Iterator[WorkerHandle]:
-    env = {**agent_env, "KYUTAI_SILENCE_TIMEOUT_S": "3", "KYUTAI_MAX_SILENT_TURNS": "2"}
-    handle = start_worker(livekit_server, artifacts_dir / "logs", name="worker-conversation",
-                          env=env)
+    env = {
+        **agent_env,
+        "KYUTAI_SILENCE_TIMEOUT_S": "3",
+        "KYUTAI_MAX_SILENT_TURNS": "2",
+        "KYUTAI_RECORDINGS_DIR": str(RECORDINGS),
+    }
+    handle = start_worker(
+        livekit_server, artifacts_dir / "logs", name="worker-conversation", env=env
+    )
     try:
         yield handle
     finally:
@@ -53,14 +60,20 @@ async def test_greets_first_as_the_character_from_the_metadata(
 ) -> None:
     stub_llm.push(Reply(text="Hello, I am your physics tutor. Shall we start with forces?"))
     user = await make_participant(
-        room_name, "learner", dispatch_agent="kyutai-agent",
+        room_name,
+        "learner",
+        dispatch_agent="kyutai-agent",
         metadata='{"character": "tutor", "subject": "physics", "level": "advanced"}',
     )
     await user.wait_for_agent(timeout=10)
-    await user.wait_for(lambda: any("physics tutor" in t for t in agent_said(user)),
-                        timeout=30, what="the greeting's transcript")
-    await user.wait_for(lambda: user.agent_audio_after(0.0) is not None, timeout=30,
-                        what="audible agent audio")
+    await user.wait_for(
+        lambda: any("physics tutor" in t for t in agent_said(user)),
+        timeout=30,
+        what="the greeting's transcript",
+    )
+    await user.wait_for(
+        lambda: user.agent_audio_after(0.0) is not None, timeout=30, what="audible agent audio"
+    )
     first = stub_llm.requests[0]
     assert last_user_text(first) in ("", "Hello.")  # nobody had spoken: the agent went first
     prompt = system_text(first).lower()
@@ -83,28 +96,40 @@ async def test_silence_nudges_then_goodbye(
     stub_llm.responder = responder
     user = await make_participant(room_name, "quiet", dispatch_agent="kyutai-agent")
     await user.wait_for_agent(timeout=10)
-    await user.wait_for(lambda: any("nice to meet you" in t for t in agent_said(user)),
-                        timeout=30, what="the greeting")
-    await user.wait_for(lambda: any("still there" in t for t in agent_said(user)),
-                        timeout=30, what="a nudge after silence")
-    await user.wait_for(lambda: not user.agents(), timeout=40,
-                        what="the agent to say goodbye and leave")
+    await user.wait_for(
+        lambda: any("nice to meet you" in t for t in agent_said(user)),
+        timeout=30,
+        what="the greeting",
+    )
+    await user.wait_for(
+        lambda: any("still there" in t for t in agent_said(user)),
+        timeout=30,
+        what="a nudge after silence",
+    )
+    await user.wait_for(
+        lambda: not user.agents(), timeout=40, what="the agent to say goodbye and leave"
+    )
     dots = [r for r in stub_llm.requests if last_user_text(r) == "..."]
     assert len(dots) == 2  # one nudge, then the goodbye turn
-    assert any("Goodbye" in t for t in agent_said(user)) or "goodbye" in worker.process.log_tail(
-        400_000
-    ).lower()
+    assert (
+        any("Goodbye" in t for t in agent_said(user))
+        or "goodbye" in worker.process.log_tail(400_000).lower()
+    )
     await user.leave()
 
 
 async def test_prometheus_shows_latency_histograms(
-    worker: WorkerHandle, agent_env: dict[str, str], stub_llm: StubLLM,
-    make_participant: MakeParticipant, room_name: str,
+    worker: WorkerHandle,
+    agent_env: dict[str, str],
+    stub_llm: StubLLM,
+    make_participant: MakeParticipant,
+    room_name: str,
 ) -> None:
     user = await make_participant(room_name, "metrics", dispatch_agent="kyutai-agent")
     await user.wait_for_agent(timeout=10)
-    await user.wait_for(lambda: user.agent_audio_after(0.0) is not None, timeout=30,
-                        what="agent audio")
+    await user.wait_for(
+        lambda: user.agent_audio_after(0.0) is not None, timeout=30, what="agent audio"
+    )
     url = f"http://127.0.0.1:{agent_env['AGENT_PROMETHEUS_PORT']}/metrics"
 
     def histogram_count(stage: str) -> float:
@@ -114,8 +139,9 @@ async def test_prometheus_shows_latency_histograms(
                 return float(line.split()[-1])
         return 0.0
 
-    await user.wait_for(lambda: histogram_count("tts_ttfb") >= 1, timeout=20,
-                        what="the TTS histogram")
+    await user.wait_for(
+        lambda: histogram_count("tts_ttfb") >= 1, timeout=20, what="the TTS histogram"
+    )
     assert histogram_count("llm_ttft") >= 1
     await user.leave()
 
@@ -130,10 +156,14 @@ LONG_REPLY = (
 
 async def wait_until_listening_after_greeting(user: TestParticipant) -> None:
     await user.wait_for_agent(timeout=10)
-    await user.wait_for(lambda: user.agent_audio_after(0.0) is not None, timeout=30,
-                        what="the greeting's audio")
-    await user.wait_for(lambda: user.agent_state() == "listening", timeout=30,
-                        what="the agent to finish its greeting")
+    await user.wait_for(
+        lambda: user.agent_audio_after(0.0) is not None, timeout=30, what="the greeting's audio"
+    )
+    await user.wait_for(
+        lambda: user.agent_state() == "listening",
+        timeout=30,
+        what="the agent to finish its greeting",
+    )
 
 
 async def test_answers_a_spoken_question_within_two_seconds(
@@ -143,8 +173,9 @@ async def test_answers_a_spoken_question_within_two_seconds(
     user = await make_participant(room_name, "asker", dispatch_agent="kyutai-agent")
     await wait_until_listening_after_greeting(user)
     _onset, end = await user.say(speech_wav("What is the weather like today?"))
-    await user.wait_for(lambda: user.agent_audio_after(end) is not None, timeout=10,
-                        what="the spoken answer")
+    await user.wait_for(
+        lambda: user.agent_audio_after(end) is not None, timeout=10, what="the spoken answer"
+    )
     latency = (user.agent_audio_after(end) or 0) - end
     assert latency < 2.0, f"answer started {latency:.2f}s after the user stopped"
     assert len(stub_llm.requests) == 2 and last_user_text(stub_llm.requests[1]).strip()
@@ -154,25 +185,31 @@ async def test_answers_a_spoken_question_within_two_seconds(
 async def test_barge_in_stops_the_agent_fast_and_history_keeps_heard_words(
     worker: WorkerHandle, stub_llm: StubLLM, make_participant: MakeParticipant, room_name: str
 ) -> None:
-    stub_llm.push(Reply(text="Hello there."), Reply(text=LONG_REPLY),
-                  Reply(text="Sure, let us talk about the moon instead."))
+    stub_llm.push(
+        Reply(text="Hello there."),
+        Reply(text=LONG_REPLY),
+        Reply(text="Sure, let us talk about the moon instead."),
+    )
     user = await make_participant(room_name, "barger", dispatch_agent="kyutai-agent")
     await wait_until_listening_after_greeting(user)
     _onset, end = await user.say(speech_wav("Tell me about the planets please."))
-    await user.wait_for(lambda: user.agent_audio_after(end) is not None, timeout=10,
-                        what="the long answer to start")
+    await user.wait_for(
+        lambda: user.agent_audio_after(end) is not None, timeout=10, what="the long answer to start"
+    )
     started = user.agent_audio_after(end) or 0.0
     await user.wait_for(lambda: time.monotonic() - started > 2.0, timeout=5, what="2 s of it")
-    onset, _ = await user.say(speech_wav("Stop, stop! Let us talk about the moon instead.",
-                                         lead_silence_s=0.0))
+    onset, _ = await user.say(
+        speech_wav("Stop, stop! Let us talk about the moon instead.", lead_silence_s=0.0)
+    )
     stopped = user.agent_audio_stopped_after(onset - 0.5)
     assert stopped is not None, "the agent's audio never stopped"
     # Target 0.3 s (measured 0.31 s here: ~0.2 s is the VAD onset through WebRTC); the bound
     # leaves room for a loaded CI machine.
     assert stopped - onset < 0.45, f"agent audio went on {stopped - onset:.3f}s after the onset"
     print(f"barge-in: agent audio stopped {stopped - onset:.3f}s after the user's onset")
-    await user.wait_for(lambda: len(stub_llm.requests) >= 3, timeout=15,
-                        what="the reply to the interruption")
+    await user.wait_for(
+        lambda: len(stub_llm.requests) >= 3, timeout=15, what="the reply to the interruption"
+    )
     cut = [m for m in stub_llm.requests[2]["messages"] if m["role"] == "assistant"][-1]
     heard = str(cut["content"])
     assert heard.endswith("—"), heard
@@ -189,8 +226,9 @@ async def test_a_backchannel_does_not_stop_the_agent(
     user = await make_participant(room_name, "nodder", dispatch_agent="kyutai-agent")
     await wait_until_listening_after_greeting(user)
     _onset, end = await user.say(speech_wav("Tell me about the planets please."))
-    await user.wait_for(lambda: user.agent_audio_after(end) is not None, timeout=10,
-                        what="the long answer to start")
+    await user.wait_for(
+        lambda: user.agent_audio_after(end) is not None, timeout=10, what="the long answer to start"
+    )
     started = user.agent_audio_after(end) or 0.0
     await user.wait_for(lambda: time.monotonic() - started > 2.0, timeout=5, what="2 s of it")
     _onset, bc_end = await user.say(speech_wav("mm-hm", lead_silence_s=0.0, trail_silence_s=0.0))
@@ -199,4 +237,27 @@ async def test_a_backchannel_does_not_stop_the_agent(
     assert user.agent_audio_after(bc_end + 2.0) is not None, "the agent stopped for a backchannel"
     # …no new reply was generated and the answer was not cut.
     assert len(stub_llm.requests) == 2
+    await user.leave()
+
+
+async def test_recording_is_text_only_and_deleted_on_opt_out(
+    worker: WorkerHandle, stub_llm: StubLLM, make_participant: MakeParticipant, room_name: str
+) -> None:
+    import json
+
+    stub_llm.push(Reply(text="Hello, this conversation is recorded as text."))
+    user = await make_participant(room_name, "recorded", dispatch_agent="kyutai-agent")
+    await user.wait_for(lambda: any("recorded as text" in t for t in agent_said(user)),
+                        timeout=30, what="the greeting")
+
+    def files() -> list[Path]:
+        return sorted(RECORDINGS.glob(f"{room_name}-*.jsonl"))
+
+    await user.wait_for(lambda: bool(files()) and "recorded as text" in files()[0].read_text(),
+                        timeout=10, what="the transcript file")
+    records = [json.loads(line) for line in files()[0].read_text().splitlines()]
+    assert records[0]["kind"] == "session" and records[0]["room"] == room_name
+    assert all("audio" not in r and "pcm" not in r for r in records)
+    await user.room.local_participant.set_attributes({"kyutai.recording": "off"})
+    await user.wait_for(lambda: not files(), timeout=10, what="the transcript to be deleted")
     await user.leave()

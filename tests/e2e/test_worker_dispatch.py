@@ -22,8 +22,9 @@ MakeParticipant = Callable[..., Awaitable[TestParticipant]]
 def worker(
     livekit_server: LiveKitServer, artifacts_dir: Path, agent_env: dict[str, str]
 ) -> Iterator[WorkerHandle]:
-    handle = start_worker(livekit_server, artifacts_dir / "logs", name="worker-dispatch",
-                          env=agent_env)
+    handle = start_worker(
+        livekit_server, artifacts_dir / "logs", name="worker-dispatch", env=agent_env
+    )
     try:
         yield handle
     finally:

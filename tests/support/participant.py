@@ -43,6 +43,7 @@ def make_token(
                 can_publish=True,
                 can_subscribe=True,
                 can_publish_data=True,
+                can_update_own_metadata=True,  # lets tests set attributes (opt-outs)
             )
         )
     )

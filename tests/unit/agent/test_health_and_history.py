@@ -32,8 +32,7 @@ async def test_health_reports_unreachable_services() -> None:
         KYUTAI_TTS_URL=f"ws://127.0.0.1:{closed}",
         KYUTAI_LLM_URL=f"http://127.0.0.1:{closed}",
     )
-    assert await check(settings) == {"stt_up": False, "tts_up": False, "llm_up": False,
-                                     "ok": False}
+    assert await check(settings) == {"stt_up": False, "tts_up": False, "llm_up": False, "ok": False}
 
 
 def test_clean_marks_cut_answers_and_merges() -> None:
@@ -60,9 +59,7 @@ def test_fit_budget_keeps_prompt_and_newest_turns() -> None:
     out = history.fit_budget(msgs, max_tokens=500)
     assert out[0].text == "prompt" and out[1].text == history.OMITTED_NOTE
     assert out[2].role == "user" and out[-1].text.startswith("turn 99")
-    assert sum(history.cost(m) for m in out) <= 500 + history.estimate_tokens(
-        history.OMITTED_NOTE
-    )
+    assert sum(history.cost(m) for m in out) <= 500 + history.estimate_tokens(history.OMITTED_NOTE)
 
 
 def test_model_choice() -> None:

@@ -1,0 +1,170 @@
+"""The load a worker reports to LiveKit: job budget and the inference servers' free slots."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from types import SimpleNamespace
+
+import pytest
+from aiohttp import web
+
+from agent.capacity import (
+    InferenceCapacity,
+    Slots,
+    combine_slots,
+    fetch_slots,
+    job_load,
+    make_load_fnc,
+    metrics_url,
+    parse_slot_gauges,
+    worker_load,
+)
+from agent.settings import AgentSettings
+from inference.metrics import Metrics
+
+METRICS = """# HELP kyutai_slots_open Slots held by a session
+# TYPE kyutai_slots_open gauge
+kyutai_slots_open{engine="stt"} 3.0
+kyutai_slots_open{engine="tts"} 4.0
+# TYPE kyutai_slots_free gauge
+kyutai_slots_free{engine="stt"} 5.0
+kyutai_slots_free{engine="tts"} 0.0
+kyutai_step_seconds_bucket{engine="stt",le="0.001"} 0.0
+"""
+
+
+def test_job_load_is_the_fraction_of_the_budget() -> None:
+    assert job_load(0, 4) == 0.0
+    assert job_load(2, 4) == 0.5
+    assert job_load(9, 4) == 1.0
+    assert job_load(1, 0) == 1.0
+
+
+def test_parse_reads_the_gauges_the_inference_server_exports() -> None:
+    assert parse_slot_gauges(METRICS) == {"stt": Slots(5, 8), "tts": Slots(0, 4)}
+    assert parse_slot_gauges("garbage\n{}") == {}
+
+
+def test_parse_matches_the_real_registry() -> None:
+    from prometheus_client import generate_latest
+
+    metrics = Metrics()
+    metrics.open_slots.labels("stt").set(1)
+    metrics.free_slots.labels("stt").set(7)
+    assert parse_slot_gauges(generate_latest(metrics.registry).decode()) == {"stt": Slots(7, 8)}
+
+
+def test_slots_load_and_unknown_is_full() -> None:
+    assert Slots(8, 8).load == 0.0
+    assert Slots(2, 8).load == 0.75
+    assert Slots(0, 8).load == 1.0
+    assert Slots(0, 0).load == 1.0
+
+
+def test_combine_counts_an_unreachable_server_as_no_free_slot() -> None:
+    a = {"stt": Slots(0, 8), "tts": Slots(1, 4)}
+    b = {"stt": Slots(4, 8)}
+    assert combine_slots([a, b], "stt") == Slots(4, 16)
+    assert combine_slots([a, None], "tts") == Slots(1, 4)
+    assert combine_slots([None, None], "stt").load == 1.0
+
+
+@pytest.mark.parametrize(
+    ("jobs", "max_jobs", "inference", "expected"),
+    [
+        (0, 16, None, 0.0),
+        (4, 16, {"stt": Slots(8, 8), "tts": Slots(4, 4)}, 0.25),
+        (1, 16, {"stt": Slots(2, 8), "tts": Slots(4, 4)}, 0.75),
+        (1, 16, {"stt": Slots(8, 8), "tts": Slots(0, 4)}, 1.0),  # TTS full: full
+        (16, 16, {"stt": Slots(8, 8), "tts": Slots(4, 4)}, 1.0),  # job budget spent
+        (0, 16, {"stt": Slots(0, 0), "tts": Slots(0, 0)}, 1.0),  # nothing reachable
+    ],
+)
+def test_worker_load_is_the_busiest_resource(
+    jobs: int, max_jobs: int, inference: dict[str, Slots] | None, expected: float
+) -> None:
+    assert worker_load(jobs, max_jobs, inference) == pytest.approx(expected)
+
+
+def test_metrics_url_from_service_urls() -> None:
+    assert metrics_url("ws://inference:8089") == "http://inference:8089/metrics"
+    assert metrics_url("wss://gpu.example.com/api/asr-streaming") == (
+        "https://gpu.example.com/metrics"
+    )
+    assert metrics_url("http://10.0.0.2:9000/metrics") == "http://10.0.0.2:9000/metrics"
+
+
+def test_poller_sums_servers_per_engine_and_never_blocks() -> None:
+    answers = {
+        "http://a:1/metrics": {"stt": Slots(0, 8), "tts": Slots(2, 4)},
+        "http://b:1/metrics": {"stt": Slots(8, 8), "tts": Slots(4, 4)},
+    }
+    calls: list[str] = []
+
+    def fetch(url: str, _timeout: float) -> dict[str, Slots] | None:
+        calls.append(url)
+        return answers.get(url)
+
+    now = [100.0]
+    capacity = InferenceCapacity(
+        {"stt": ["ws://a:1", "ws://b:1"], "tts": ["ws://a:1"]},
+        fetch=fetch,
+        clock=lambda: now[0],
+        max_age_s=5,
+    )
+    snapshot = capacity.refresh()
+    assert snapshot == {"stt": Slots(8, 16), "tts": Slots(2, 4)}
+    assert sorted(calls) == ["http://a:1/metrics", "http://b:1/metrics"]  # a fetched once
+    capacity._thread = threading.current_thread()  # no background thread in this test
+    assert capacity.slots() == snapshot
+    now[0] += 10  # the poller is stuck: a stale snapshot reads as full
+    assert all(s.load == 1.0 for s in capacity.slots().values())
+
+
+def test_unreachable_server_reads_as_full() -> None:
+    assert fetch_slots("http://127.0.0.1:9/metrics", 0.5) is None
+    capacity = InferenceCapacity({"stt": ["ws://127.0.0.1:9"]}, timeout_s=0.2)
+    assert capacity.refresh() == {"stt": Slots(0, 0)}
+    assert worker_load(0, 16, capacity.slots()) == 1.0
+    capacity.stop()
+
+
+async def test_load_fnc_reads_a_live_metrics_endpoint() -> None:
+    body = [METRICS]
+
+    async def handler(_request: web.Request) -> web.Response:
+        return web.Response(text=body[0])
+
+    app = web.Application()
+    app.router.add_get("/metrics", handler)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        settings = AgentSettings(
+            KYUTAI_STT_URL=f"ws://127.0.0.1:{port}",
+            KYUTAI_TTS_URL=f"ws://127.0.0.1:{port}",
+            AGENT_MAX_JOBS=4,
+            AGENT_CAPACITY_POLL_S=0.05,
+        )
+        load_fnc = make_load_fnc(settings)
+        server = SimpleNamespace(active_jobs=[object()])
+        loop = asyncio.get_running_loop()
+        assert await loop.run_in_executor(None, load_fnc, server) == 1.0  # TTS has no slot
+        body[0] = METRICS.replace('free{engine="tts"} 0.0', 'free{engine="tts"} 4.0')
+        deadline = loop.time() + 5
+        while await loop.run_in_executor(None, load_fnc, server) != 0.5:  # TTS 4/8 held
+            assert loop.time() < deadline, "the poller never saw the free TTS slots"
+            await asyncio.sleep(0.05)
+    finally:
+        await runner.cleanup()
+
+
+def test_load_fnc_without_inference_counts_jobs_only() -> None:
+    settings = AgentSettings(AGENT_MAX_JOBS=4, AGENT_CAPACITY_FROM_INFERENCE=False)
+    load_fnc = make_load_fnc(settings)
+    assert load_fnc(SimpleNamespace(active_jobs=[1, 2])) == 0.5
+    assert load_fnc(SimpleNamespace()) == 1.0  # a broken server object: full, never raises
