@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # README command (1): set up and run the whole local stack on this machine.
-#   livekit-server (dev mode) · Kyutai inference server · LLM · token service + widget · agent worker
+#   livekit-server (dev mode) · Kyutai inference server · LLM · token service + widget ·
+#   agent worker · failover (re-dispatches the agent of a room whose worker died)
 # Ctrl-C stops everything cleanly. Logs: .cache/stack-logs/<service>.log
 #
 #   KYUTAI_MODELS=tiny|default   models of the inference server (default: tiny, CPU-friendly babble;
@@ -96,6 +97,8 @@ if [[ -f tokens/__main__.py ]]; then
   wait_http tokens "http://127.0.0.1:$TOKENS_PORT/healthz" 30
 fi
 
+start failover "$PY" -m agent.failover --host 127.0.0.1 --port 8083
+wait_http failover "http://127.0.0.1:8083/" 30
 start agent "$PY" -m agent dev
 wait_http agent "http://127.0.0.1:$AGENT_HTTP_PORT/" 60
 for _ in $(seq 1 300); do grep -q "registered worker" "$LOG_DIR/agent.log" && break; sleep 0.1; done
