@@ -543,6 +543,7 @@ def spawn_stack(log_dir: Path, slots: int, max_jobs: int) -> Iterator[Stack]:
                 "KYUTAI_API_KEY": inference.api_key,
                 "KYUTAI_LLM_URL": llm.base_url,
                 "KYUTAI_TURN_DETECTION": "vad",  # tiny models' pause heads mean nothing
+                "KYUTAI_VAD_MIN_SILENCE_S": "0.35",
                 "AGENT_PROMETHEUS_PORT": str(prom_port),
                 "AGENT_STATUS_PORT": str(free_port()),
                 "AGENT_MAX_JOBS": str(max_jobs),

@@ -151,6 +151,14 @@ class AgentSettings(BaseSettings):
         "silence (`vad`: for the `tiny` models, whose pause heads mean nothing)",
         validation_alias="KYUTAI_TURN_DETECTION",
     )
+    vad_min_silence_s: float = Field(
+        0.55,
+        gt=0,
+        le=5,
+        description="silence that ends speech for Silero VAD (ends the turn when "
+        "KYUTAI_TURN_DETECTION=vad)",
+        validation_alias="KYUTAI_VAD_MIN_SILENCE_S",
+    )
     min_endpointing_delay_s: float = Field(
         0.1,
         ge=0,

@@ -81,7 +81,11 @@ def prewarm(proc: JobProcess) -> None:
     proc.userdata["characters"] = load_characters(settings.characters_file)
     proc.userdata["prompt_data"] = load_prompt_data()
     # A quick onset (barge-in stops the agent sooner); the backchannel guard forgives noise.
-    proc.userdata["vad"] = silero.VAD.load(min_speech_duration=0.03, activation_threshold=0.4)
+    proc.userdata["vad"] = silero.VAD.load(
+        min_speech_duration=0.03,
+        activation_threshold=0.4,
+        min_silence_duration=settings.vad_min_silence_s,
+    )
 
 
 async def entrypoint(ctx: JobContext) -> None:

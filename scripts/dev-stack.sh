@@ -80,7 +80,10 @@ if [[ -f inference/__main__.py ]]; then
   wait_http inference "http://127.0.0.1:$INFERENCE_PORT/api/build_info" 300
   export KYUTAI_STT_URL="ws://127.0.0.1:$INFERENCE_PORT" KYUTAI_TTS_URL="ws://127.0.0.1:$INFERENCE_PORT"
   # Tiny models' pause heads carry no meaning: end turns on Silero VAD silence instead.
-  [[ "$KYUTAI_MODELS" == tiny ]] && export KYUTAI_TURN_DETECTION="${KYUTAI_TURN_DETECTION:-vad}"
+  if [[ "$KYUTAI_MODELS" == tiny ]]; then
+    export KYUTAI_TURN_DETECTION="${KYUTAI_TURN_DETECTION:-vad}"
+    export KYUTAI_VAD_MIN_SILENCE_S="${KYUTAI_VAD_MIN_SILENCE_S:-0.35}"
+  fi
 fi
 
 if [[ -z "${KYUTAI_LLM_URL:-}" ]]; then

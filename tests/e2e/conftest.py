@@ -61,6 +61,7 @@ def agent_env(inference_server: InferenceServer, stub_llm_server: StubLLM) -> di
         "KYUTAI_LLM_URL": stub_llm_server.base_url,
         # Tiny models' pause heads carry no meaning: end turns on Silero VAD silence.
         "KYUTAI_TURN_DETECTION": "vad",
+        "KYUTAI_VAD_MIN_SILENCE_S": "0.35",
         "AGENT_STATUS_PORT": str(free_port()),
         "AGENT_PROMETHEUS_PORT": str(free_port()),
     }
