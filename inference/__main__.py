@@ -25,6 +25,7 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     serve.add_argument("--tts-batch-size", type=int)
     serve.add_argument("--tts-n-q", type=int)
     serve.add_argument("--tts-cfg", type=float)
+    serve.add_argument("--tts-temp", type=float, help="TTS sampling temperature; 0 = greedy")
     serve.add_argument("--cache-dir")
     serve.add_argument("--log-level", default="INFO")
     dl = sub.add_parser("download", help="prefetch the weights and voices of a profile")

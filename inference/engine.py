@@ -59,6 +59,9 @@ class SlotEngine(Generic[S]):
         self._thread: threading.Thread | None = None
         self.steps = 0
         self.step_time_total = 0.0
+        # Time inside the model forward (Mimi + LM, device syncs included); the rest of a step
+        # is the engine's own overhead (slot bookkeeping, framing, hand-off to the event loop).
+        self.model_time_total = 0.0
         self._update_gauges()
 
     # ---- called from the event loop -------------------------------------------------------
@@ -118,6 +121,34 @@ class SlotEngine(Generic[S]):
             self._needs_reset = [False] * self.batch_size
         return sessions, resets
 
+    def tick(self) -> bool:
+        """One batched step over the current slots; False when no slot had work.
+
+        Resets of newly claimed slots are handed back when nothing ran, so they are applied
+        by the step that first runs. The model thread calls this in a loop; tests and the
+        benchmark call it directly to step synchronously.
+        """
+        sessions, resets = self._snapshot()
+        t0 = time.perf_counter()
+        try:
+            did = self.step(sessions, resets)
+        except Exception:
+            log.exception("%s step failed", self.name)
+            self._fail_all(sessions)
+            did = False
+        if not did:
+            with self._lock:
+                self._needs_reset = [
+                    a or (b and self._slots[i] is sessions[i])
+                    for i, (a, b) in enumerate(zip(self._needs_reset, resets, strict=True))
+                ]
+            return False
+        dt = time.perf_counter() - t0
+        self.steps += 1
+        self.step_time_total += dt
+        self.metrics.step_seconds.labels(self.name).observe(dt)
+        return True
+
     def _run(self) -> None:
         import torch
 
@@ -125,27 +156,8 @@ class SlotEngine(Generic[S]):
         while not self._stopping:
             self._wake.wait()
             self._wake.clear()
-            while not self._stopping:
-                sessions, resets = self._snapshot()
-                t0 = time.perf_counter()
-                try:
-                    did = self.step(sessions, resets)
-                except Exception:
-                    log.exception("%s step failed", self.name)
-                    self._fail_all(sessions)
-                    did = False
-                if not did:
-                    # Put back resets not consumed (no work was done).
-                    with self._lock:
-                        self._needs_reset = [
-                            a or (b and self._slots[i] is sessions[i])
-                            for i, (a, b) in enumerate(zip(self._needs_reset, resets, strict=True))
-                        ]
-                    break
-                dt = time.perf_counter() - t0
-                self.steps += 1
-                self.step_time_total += dt
-                self.metrics.step_seconds.labels(self.name).observe(dt)
+            while not self._stopping and self.tick():
+                pass
 
     def _fail_all(self, sessions: list[S | None]) -> None:
         for s in sessions:

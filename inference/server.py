@@ -167,7 +167,9 @@ async def tts_handler(request: web.Request) -> web.StreamResponse:
             try:
                 parsed = protocol.parse_tts_frame(msg.data, max_bytes=settings.max_message_bytes)
                 if isinstance(parsed, protocol.VoiceIn):
-                    session.push_voice(embedding_from_message(parsed.embeddings, parsed.shape))
+                    session.push_voice(
+                        engine.check_voice(embedding_from_message(parsed.embeddings, parsed.shape))
+                    )
             except (protocol.ProtocolError, UnknownVoice) as exc:
                 await _send_error(ws, "tts", str(exc), engine.metrics)
                 continue

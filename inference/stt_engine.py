@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import time
 from collections import deque
 from dataclasses import dataclass
 from typing import Any
@@ -157,6 +158,7 @@ class SttEngine(SlotEngine[SttSession]):
         self.mimi.set_exec_mask(exec_t)
         self.lm_gen.set_exec_mask(exec_t)
         self._pcm.copy_(torch.from_numpy(pcm)[:, None, :])
+        t_model = time.perf_counter()
         codes = self.mimi.encode(self._pcm)
         res = self.lm_gen.step_with_extra_heads(codes)
         assert res is not None
@@ -165,6 +167,7 @@ class SttEngine(SlotEngine[SttSession]):
         prs: np.ndarray | None = None
         if self.has_pause_heads:
             prs = torch.stack([h[:, 0, 0] for h in heads], dim=1).float().cpu().numpy()
+        self.model_time_total += time.perf_counter() - t_model
 
         n_frames = 0
         for i, s in enumerate(sessions):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,7 @@ from inference.metrics import Metrics
 from inference.profiles import Profile, checkpoint_info, load_lm, load_mimi
 from inference.text import EntryBuilder
 from inference.tiny import MODEL_EPOCH, MODEL_SIG
-from inference.voices import load_voice_file, resolve_voice
+from inference.voices import UnknownVoice, load_voice_file, resolve_voice
 
 log = logging.getLogger(__name__)
 
@@ -135,6 +136,7 @@ class TtsEngine(SlotEngine[TtsSession]):
         self._steps_t = torch.zeros(batch_size, dtype=torch.long, device=device)
         self._cur: list[TtsSession | None] = []
         self._exec: np.ndarray = np.zeros(batch_size, dtype=bool)
+        self._hook_time = 0.0
 
         cond = self._conditions([self.default_voice] * batch_size)
         self.lm_gen = LMGen(
@@ -174,6 +176,13 @@ class TtsEngine(SlotEngine[TtsSession]):
 
     def load_voice(self, name: str) -> torch.Tensor:
         return load_voice_file(self.voice_path(name))
+
+    def check_voice(self, emb: torch.Tensor) -> torch.Tensor:
+        """Reject an inline embedding the model cannot take (before it reaches the batch)."""
+        dim = int(self.default_voice.shape[1])
+        if emb.dim() != 3 or emb.shape[0] != 1 or emb.shape[1] != dim:
+            raise UnknownVoice(f"voice shape must be [1, {dim}, T], got {list(emb.shape)}")
+        return emb
 
     def fit_voice(self, emb: torch.Tensor) -> torch.Tensor:
         """Crop or zero-pad an embedding [1, D, T] to the frame count the batch was built for."""
@@ -265,6 +274,11 @@ class TtsEngine(SlotEngine[TtsSession]):
 
     # ---- hooks run inside LMGen.step on the model thread ------------------------------------
     def _on_text(self, text_tokens: torch.Tensor) -> None:
+        t0 = time.perf_counter()
+        self._on_text_slots(text_tokens)
+        self._hook_time += time.perf_counter() - t0
+
+    def _on_text_slots(self, text_tokens: torch.Tensor) -> None:
         tokens = text_tokens.tolist()
         out = list(tokens)
         for i, s in enumerate(self._cur):
@@ -290,7 +304,9 @@ class TtsEngine(SlotEngine[TtsSession]):
         for i, s in enumerate(sessions):
             if s is None or s.closed or s.finished:
                 continue
-            if resets[i] or s.state is None:
+            # A new session starts without a state. Never rebuild it on `resets[i]`: a reset
+            # is handed back when no slot could step, and rebuilding would drop queued words.
+            if s.state is None:
                 s.state = self._init_state(s)
             self._drain_inbox(s, s.state)
             if self._runnable(s.state):
@@ -315,8 +331,11 @@ class TtsEngine(SlotEngine[TtsSession]):
         self.lm_gen.set_exec_mask(exec_t)
         missing = self.lm.n_q - self.lm.dep_q
         inp = torch.full((B, missing, 1), -1, dtype=torch.long, device=self.device)
+        t_model = time.perf_counter()
+        self._hook_time = 0.0
         frame = self.lm_gen.step(inp)
         assert frame is not None
+        self.model_time_total += time.perf_counter() - t_model - self._hook_time
 
         outs: list[list[dict[str, Any]]] = [[] for _ in range(B)]
         decode_mask = np.zeros(B, dtype=bool)
@@ -336,7 +355,9 @@ class TtsEngine(SlotEngine[TtsSession]):
             dm = torch.from_numpy(decode_mask).to(self.device)
             codes = torch.where(dm[:, None, None], codes.clamp(min=0), torch.zeros_like(codes))
             self.mimi.set_exec_mask(dm)
+            t_model = time.perf_counter()
             pcm = self.mimi.decode(codes).clamp(-1, 1)[:, 0, :].float().cpu().numpy()
+            self.model_time_total += time.perf_counter() - t_model
 
         n_frames = 0
         for i, s in enumerate(sessions):

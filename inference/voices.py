@@ -62,4 +62,7 @@ def embedding_from_message(values: Sequence[float], shape: Sequence[int]) -> tor
     count = int(shape[0]) * int(shape[1]) * int(shape[2])
     if count != len(values):
         raise UnknownVoice(f"voice has {len(values)} values, shape says {count}")
-    return torch.tensor(list(values), dtype=torch.float32).view(*(int(s) for s in shape))
+    emb = torch.tensor(list(values), dtype=torch.float32).view(*(int(s) for s in shape))
+    if not bool(torch.isfinite(emb).all()):
+        raise UnknownVoice("voice embeddings contain NaN or infinity")
+    return emb

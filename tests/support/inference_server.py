@@ -154,3 +154,51 @@ def start_inference_server(
         time.sleep(0.2)  # polling interval for readiness, not synchronisation
     server.stop()
     raise TimeoutError(f"inference server not ready after {timeout}s:\n{server.log()[-4000:]}")
+
+
+# ---- a minimal client written from docs/the Kyutai protocol (no server code imported) ----------
+FRAME = 1920  # samples per 80 ms model frame at 24 kHz
+
+
+def kyutai_pack(msg: dict[str, object]) -> bytes:
+    """Client-side msgpack encoding as the protocol asks: single floats, bin type."""
+    import msgpack
+
+    out = msgpack.packb(msg, use_bin_type=True, use_single_float=True)
+    assert isinstance(out, bytes)
+    return out
+
+
+def kyutai_unpack(data: bytes) -> dict[str, object]:
+    import msgpack
+
+    out = msgpack.unpackb(data, raw=False)
+    assert isinstance(out, dict), out
+    return out
+
+
+async def kyutai_recv(ws: object, timeout: float = 30.0) -> dict[str, object] | None:
+    """Next server message (a msgpack map), or None once the server closed the socket."""
+    import asyncio
+
+    import aiohttp
+
+    assert isinstance(ws, aiohttp.ClientWebSocketResponse)
+    msg = await asyncio.wait_for(ws.receive(), timeout)
+    if msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.CLOSING):
+        return None
+    assert msg.type == aiohttp.WSMsgType.BINARY, msg
+    return kyutai_unpack(msg.data)
+
+
+def speechlike(seconds: float, seed: int = 0) -> list[float]:
+    """Deterministic voiced-sounding audio (tone under a syllable-rate envelope plus noise)."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    n = int(seconds * 24000)
+    t = np.arange(n) / 24000
+    env = 0.5 + 0.5 * np.sin(2 * np.pi * (2.5 + 0.3 * seed) * t)
+    tone = np.sin(2 * np.pi * (150 + 25 * seed + 60 * np.sin(t)) * t)
+    sig = 0.3 * env * tone + 0.05 * rng.standard_normal(n)
+    return [float(x) for x in sig.astype(np.float32)]

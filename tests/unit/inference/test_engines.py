@@ -44,8 +44,7 @@ def _run(engine: Any) -> int:
     """Step synchronously (no thread) until no slot has work; returns the number of steps."""
     n = 0
     while True:
-        sessions, resets = engine._snapshot()
-        if not engine.step(sessions, resets):
+        if not engine.tick():
             return n
         n += 1
 
@@ -144,3 +143,51 @@ async def test_tts_waits_for_lookahead(tts: TtsEngine) -> None:
     _run(tts)
     assert s.finished
     tts.release(s)
+
+
+async def test_tts_words_arriving_between_idle_ticks_are_kept(tiny_cache: Path) -> None:
+    """A new slot's reset is handed back while it waits for its lookahead words; its words
+    queued meanwhile must survive, and the output equals that of all words sent at once."""
+    engine = TtsEngine(
+        get_profile("tiny", tiny_cache),
+        batch_size=2,
+        device="cpu",
+        metrics=Metrics(),
+        temp=0.0,
+        default_voice=TINY_VOICES[0],
+    )
+    loop = asyncio.get_running_loop()
+    words = "hello world this is a test".split()
+
+    async def speak(trickle: bool) -> tuple[list[Any], list[str]]:
+        s = engine.acquire(loop)
+        assert s is not None
+        for w in words:
+            s.push_text(w)
+            if trickle:
+                engine.tick()  # no work yet for the first two words: the reset is handed back
+        s.push_eos()
+        _run(engine)
+        await asyncio.sleep(0)
+        msgs = _drain(s)
+        engine.release(s)
+        return (
+            [m["pcm"] for m in msgs if m["type"] == "Audio"],
+            [m["text"] for m in msgs if m["type"] == "Text"],
+        )
+
+    audio_a, text_a = await speak(trickle=False)
+    audio_b, text_b = await speak(trickle=True)
+    assert text_a == text_b == words
+    np.testing.assert_allclose(np.array(audio_b), np.array(audio_a), atol=1e-5)
+
+
+def test_voice_checks(tts: TtsEngine) -> None:
+    from inference.voices import UnknownVoice, embedding_from_message
+
+    with pytest.raises(UnknownVoice, match="NaN"):
+        embedding_from_message([float("nan")] * 4, [1, 2, 2])
+    with pytest.raises(UnknownVoice, match="shape"):
+        tts.check_voice(torch.zeros(1, 8, 4))
+    ok = torch.zeros(1, 512, 3)
+    assert tts.check_voice(ok) is ok
