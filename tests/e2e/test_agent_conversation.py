@@ -247,14 +247,20 @@ async def test_recording_is_text_only_and_deleted_on_opt_out(
 
     stub_llm.push(Reply(text="Hello, this conversation is recorded as text."))
     user = await make_participant(room_name, "recorded", dispatch_agent="kyutai-agent")
-    await user.wait_for(lambda: any("recorded as text" in t for t in agent_said(user)),
-                        timeout=30, what="the greeting")
+    await user.wait_for(
+        lambda: any("recorded as text" in t for t in agent_said(user)),
+        timeout=30,
+        what="the greeting",
+    )
 
     def files() -> list[Path]:
         return sorted(RECORDINGS.glob(f"{room_name}-*.jsonl"))
 
-    await user.wait_for(lambda: bool(files()) and "recorded as text" in files()[0].read_text(),
-                        timeout=10, what="the transcript file")
+    await user.wait_for(
+        lambda: bool(files()) and "recorded as text" in files()[0].read_text(),
+        timeout=10,
+        what="the transcript file",
+    )
     records = [json.loads(line) for line in files()[0].read_text().splitlines()]
     assert records[0]["kind"] == "session" and records[0]["room"] == room_name
     assert all("audio" not in r and "pcm" not in r for r in records)
