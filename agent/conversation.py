@@ -6,7 +6,8 @@ from collections.abc import AsyncIterable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from livekit.agents import Agent, APIError, ModelSettings, llm
+from livekit import rtc
+from livekit.agents import Agent, APIError, ModelSettings, llm, stt
 from livekit.agents.llm.utils import ThinkingTokenFilter, strip_thinking_tokens
 
 from . import history
@@ -77,15 +78,35 @@ class KyutaiAgent(Agent):
         instructions: str,
         tools: list[llm.FunctionTool],
         options: ConversationOptions,
+        backchannels: BackchannelFilter | None = None,
         on_llm_error: Callable[[BaseException], None] | None = None,
     ) -> None:
         super().__init__(instructions=instructions, tools=tools)  # type: ignore[arg-type]
         self._options = options
+        self._backchannels = backchannels
         self._on_llm_error = on_llm_error
 
     async def on_enter(self) -> None:
         # The agent speaks first, as in Unmute: a short greeting written by the LLM.
         self.session.generate_reply(instructions=self._options.greeting_instructions)
+
+    async def stt_node(
+        self, audio: AsyncIterable[rtc.AudioFrame], model_settings: ModelSettings
+    ) -> AsyncIterable[stt.SpeechEvent | str]:
+        events = Agent.default.stt_node(self, audio, model_settings)
+        async for event in events:
+            if (
+                self._backchannels is not None
+                and isinstance(event, stt.SpeechEvent)
+                and event.type == stt.SpeechEventType.FINAL_TRANSCRIPT
+            ):
+                text = event.alternatives[0].text if event.alternatives else ""
+                if self._backchannels.is_backchannel(text):
+                    logger.info("backchannel %r over the agent: not an interruption", text)
+                    self._backchannels.consumed()
+                    continue
+                self._backchannels.consumed()
+            yield event
 
     async def llm_node(
         self,
@@ -138,18 +159,36 @@ class SilencePolicy:
         return "goodbye" if self.silent_turns >= self.max_silent_turns else "nudge"
 
 
-BACKCHANNEL_NEVER_INTERRUPTS = 1000
+class BackchannelFilter:
+    """Tells a backchannel ("mm-hm", "yeah") said over the agent from a real interruption.
 
-
-def backchannel_words_needed(spoke_for_s: float, backchannel_max_s: float, min_words: int) -> int:
-    """Words a finished user utterance needs to interrupt the (paused) agent.
-
-    An utterance shorter than `backchannel_max_s` ("mm-hm", "yeah", "right") is a backchannel:
-    it never interrupts, the agent resumes. Longer ones need `min_words` words.
+    LiveKit pauses the agent as soon as the user makes a sound and resumes it if no transcript
+    follows; but any final transcript interrupts it for good. So the agent's STT node drops the
+    final transcript of an utterance that overlapped the agent's speech and was short (under
+    `max_s` of speech) or had fewer than `min_words` words: the paused agent then resumes.
     """
-    if spoke_for_s < backchannel_max_s:
-        return BACKCHANNEL_NEVER_INTERRUPTS
-    return min_words
+
+    def __init__(self, max_s: float, min_words: int) -> None:
+        self.max_s = max_s
+        self.min_words = min_words
+        self._overlapping = False
+        self._spoke_for: float | None = None
+
+    def user_started(self, *, agent_speaking: bool) -> None:
+        self._overlapping = agent_speaking
+        self._spoke_for = None
+
+    def user_stopped(self, spoke_for_s: float) -> None:
+        self._spoke_for = spoke_for_s
+
+    def is_backchannel(self, transcript: str) -> bool:
+        if not self._overlapping:
+            return False
+        short = self._spoke_for is not None and self._spoke_for < self.max_s
+        return short or len(transcript.split()) < self.min_words
+
+    def consumed(self) -> None:
+        self._overlapping = False
 
 
 def goodbye_said(text: str) -> bool:

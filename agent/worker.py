@@ -27,10 +27,10 @@ from . import metrics as agent_metrics
 from .capacity import make_load_fnc
 from .characters import CharacterSet, load_characters
 from .conversation import (
+    BackchannelFilter,
     ConversationOptions,
     KyutaiAgent,
     SilencePolicy,
-    backchannel_words_needed,
     goodbye_said,
     silence_reply_kwargs,
 )
@@ -106,13 +106,14 @@ async def entrypoint(ctx: JobContext) -> None:
 
     await ctx.connect(auto_subscribe=AutoSubscribe.AUDIO_ONLY)
     session = await build_session(ctx, settings, choice)
-    agent = build_agent(settings, choice, prompt_data)
+    backchannels = BackchannelFilter(settings.backchannel_max_s, settings.min_interruption_words)
+    agent = build_agent(settings, choice, prompt_data, backchannels)
     recording = (
         Recording(settings.recordings_dir, f"{ctx.room.name}-{ctx.job.id}")
         if settings.recordings_dir
         else None
     )
-    observe(ctx, session, settings, choice, recording)
+    observe(ctx, session, settings, choice, recording, backchannels)
     agent_metrics.SESSIONS.inc()
     await session.start(
         agent=agent,
@@ -153,7 +154,14 @@ async def build_session(
         ctx.proc.userdata["llm_model"] = model
     kyutai_key = settings.kyutai_api_key.get_secret_value()
     return AgentSession[SessionState](
-        stt=kyutai.STT(url=settings.stt_urls, api_key=kyutai_key, language=choice.language),
+        stt=kyutai.STT(
+            url=settings.stt_urls,
+            api_key=kyutai_key,
+            language=choice.language,
+            # With VAD turns, a pause-head end of speech would commit a turn before the VAD
+            # (and the backchannel rule) has seen the user stop.
+            use_pause_heads=settings.turn_detection == "stt",
+        ),
         tts=kyutai.TTS(
             url=settings.tts_urls,
             api_key=kyutai_key,
@@ -175,7 +183,9 @@ async def build_session(
             "interruption": {
                 "mode": "vad",  # "adaptive" would call LiveKit's cloud
                 "min_duration": settings.min_interruption_s,
-                "min_words": settings.min_interruption_words,
+                # Any voice pauses the agent at once; BackchannelFilter decides afterwards
+                # whether it was an interruption (words) or a backchannel (resume).
+                "min_words": 0,
                 "resume_false_interruption": True,
                 "false_interruption_timeout": settings.false_interruption_timeout_s,
             },
@@ -195,7 +205,12 @@ async def build_session(
     )
 
 
-def build_agent(settings: AgentSettings, choice: RoomChoice, data: PromptData) -> KyutaiAgent:
+def build_agent(
+    settings: AgentSettings,
+    choice: RoomChoice,
+    data: PromptData,
+    backchannels: BackchannelFilter | None = None,
+) -> KyutaiAgent:
     tools = tools_for(choice.character.tools)
     instructions = build_system_prompt(
         choice, data, rng=random.Random(), tools=[t.info.name for t in tools]
@@ -209,6 +224,7 @@ def build_agent(settings: AgentSettings, choice: RoomChoice, data: PromptData) -
             context_tokens=settings.context_tokens,
             max_silent_turns=settings.max_silent_turns,
         ),
+        backchannels=backchannels,
     )
 
 
@@ -218,6 +234,7 @@ def observe(
     settings: AgentSettings,
     choice: RoomChoice,
     recording: Recording | None,
+    backchannels: BackchannelFilter,
 ) -> None:
     """Metrics, transcripts, silence handling and the end of the job, from session events."""
     tracker = agent_metrics.TurnLatencyTracker()
@@ -296,24 +313,17 @@ def observe(
             session.shutdown(drain=True)
 
     speech_started = [time.monotonic()]
-    words_needed = settings.min_interruption_words
 
     @session.on("user_state_changed")
     def _on_user_state(ev: Any) -> None:
-        nonlocal words_needed
-        # Backchannel guard: while the user speaks, any voice pauses the agent at once (fast
-        # barge-in); once they stop, a turn shorter than min_interruption_words does not
-        # interrupt, so the paused agent resumes after "mm-hm" (a false interruption).
         if ev.new_state == "speaking":
             speech_started[0] = time.monotonic()
+            backchannels.user_started(agent_speaking=session.agent_state == "speaking")
         elif ev.old_state == "speaking":
-            spoke_for = time.monotonic() - speech_started[0]
-            words_needed = backchannel_words_needed(
-                spoke_for, settings.backchannel_max_s, settings.min_interruption_words
-            )
-        session.options.interruption["min_words"] = (
-            0 if ev.new_state == "speaking" else words_needed
-        )
+            # The VAD reports the end of speech after vad_min_silence_s of silence.
+            spoke_for = time.monotonic() - speech_started[0] - settings.vad_min_silence_s
+            backchannels.user_stopped(spoke_for)
+            logger.debug("user spoke %.2fs", spoke_for)
         logger.debug("user state %s -> %s", ev.old_state, ev.new_state)
         if ev.new_state == "speaking":
             silence.on_user_spoke()

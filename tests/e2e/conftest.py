@@ -42,7 +42,9 @@ def inference_server(artifacts_dir: Path) -> Iterator[InferenceServer]:
     server = start_inference_server(
         ROOT / ".cache" / "kyutai-tiny",
         batch_size=8,
-        tts_batch_size=8,
+        # A conversation holds up to two TTS slots (the pre-connected socket and the one
+        # speaking); tests run up to 6-8 rooms at once.
+        tts_batch_size=16,
         log_dir=artifacts_dir / "logs",
     )
     try:

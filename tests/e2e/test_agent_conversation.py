@@ -231,7 +231,8 @@ async def test_a_backchannel_does_not_stop_the_agent(
     )
     started = user.agent_audio_after(end) or 0.0
     await user.wait_for(lambda: time.monotonic() - started > 2.0, timeout=5, what="2 s of it")
-    _onset, bc_end = await user.say(speech_wav("mm-hm", lead_silence_s=0.0, trail_silence_s=0.0))
+    # A one-word backchannel (espeak says "yeah" in 0.31 s; its "mm-hm" drags on for 0.76 s).
+    _onset, bc_end = await user.say(speech_wav("yeah", lead_silence_s=0.0, trail_silence_s=0.0))
     # The agent goes on (possibly after a short pause): it is heard 2.5 s later…
     await user.wait_for(lambda: time.monotonic() - bc_end > 2.5, timeout=5, what="2.5 s")
     assert user.agent_audio_after(bc_end + 2.0) is not None, "the agent stopped for a backchannel"

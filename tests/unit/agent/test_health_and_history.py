@@ -5,12 +5,7 @@ from __future__ import annotations
 import pytest
 
 from agent import history
-from agent.conversation import (
-    BACKCHANNEL_NEVER_INTERRUPTS,
-    SilencePolicy,
-    backchannel_words_needed,
-    goodbye_said,
-)
+from agent.conversation import BackchannelFilter, SilencePolicy, goodbye_said
 from agent.health import build_info_url, check
 from agent.llm_setup import LLMConfigError, normalize_base_url, pick_model
 from agent.metrics import TurnLatencyTracker
@@ -86,8 +81,19 @@ def test_silence_policy_and_goodbye() -> None:
 
 
 def test_backchannel_rule() -> None:
-    assert backchannel_words_needed(0.3, 0.6, 2) == BACKCHANNEL_NEVER_INTERRUPTS
-    assert backchannel_words_needed(1.2, 0.6, 2) == 2
+    f = BackchannelFilter(max_s=0.6, min_words=2)
+    f.user_started(agent_speaking=False)
+    f.user_stopped(0.3)
+    assert not f.is_backchannel("ok")  # the agent was not speaking: a normal turn
+    f.user_started(agent_speaking=True)
+    f.user_stopped(0.3)
+    assert f.is_backchannel("mm hm yeah")  # short, over the agent
+    f.user_started(agent_speaking=True)
+    f.user_stopped(1.5)
+    assert f.is_backchannel("yeah")  # long enough but a single word
+    assert not f.is_backchannel("wait tell me about the moon")
+    f.consumed()
+    assert not f.is_backchannel("yeah")  # the next utterance starts fresh
 
 
 def test_turn_latency_tracker_joins_stages() -> None:

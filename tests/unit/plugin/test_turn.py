@@ -248,3 +248,12 @@ def test_forced_flush_finalises_words_that_were_still_in_flight() -> None:
     events = run(tracker, [Word("bye", 1.0), EndWord(1.2), Marker(1)])
     assert kinds(events) == ["SpeechStarted", "TranscriptUpdated", "SpeechEnded", "TurnFinished"]
     assert events[2] == SpeechEnded(end_time=1.2)
+
+
+def test_without_pause_heads_only_a_flush_ends_the_turn() -> None:
+    tracker = TurnTracker(TurnOptions(use_pause_heads=False))
+    events = run(tracker, HELLO_THERE)
+    assert "SpeechEnded" not in kinds(events) and "TurnFinished" not in kinds(events)
+    assert "SpeechStarted" in kinds(events)
+    flushed = tracker.request_flush()
+    assert "SpeechEnded" in kinds(flushed) or "FlushNeeded" in kinds(flushed)

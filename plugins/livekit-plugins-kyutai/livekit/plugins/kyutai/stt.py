@@ -64,6 +64,7 @@ class STT(stt.STT):
         pause_threshold: float = 0.6,
         pause_smoothing: float = 0.0,
         warmup_steps: int = 12,
+        use_pause_heads: bool = True,
         flush_frames: int = 8,
         flush_timeout: float = 3.0,
         usage_interval: float = 10.0,
@@ -83,6 +84,8 @@ class STT(stt.STT):
             pause_threshold: the turn ends when the head's probability exceeds this.
             pause_smoothing: exponential smoothing of the probability, in [0, 1).
             warmup_steps: 80 ms steps ignored at the start of a connection.
+            use_pause_heads: end turns from the pause heads (END_OF_SPEECH); False leaves it to
+                the framework's flush, e.g. with ``turn_detection="vad"``.
             flush_frames: silent 80 ms frames pushed at the end of a turn so the words still
                 inside the model delay come out (ceil(delay / 0.08) + 1).
             flush_timeout: give up waiting for the flush marker after this many seconds.
@@ -107,6 +110,7 @@ class STT(stt.STT):
                 threshold=pause_threshold,
                 smoothing=pause_smoothing,
                 warmup_steps=warmup_steps,
+                use_pause_heads=use_pause_heads,
             ),
             flush_frames=max(1, flush_frames),
             flush_timeout=flush_timeout,

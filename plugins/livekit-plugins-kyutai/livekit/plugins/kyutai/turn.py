@@ -22,12 +22,15 @@ class TurnOptions:
         probability, in [0, 1). 0 reacts to each 80 ms step alone, as Unmute does.
     warmup_steps: steps ignored at the start of a connection, where the heads are unreliable
         (12 steps ≈ 1 s).
+    use_pause_heads: False leaves ending turns to the framework's flush (e.g. when LiveKit's
+        VAD decides turns, or for a model whose heads mean nothing).
     """
 
     pause_head: int = 2
     threshold: float = 0.6
     smoothing: float = 0.0
     warmup_steps: int = 12
+    use_pause_heads: bool = True
 
     def __post_init__(self) -> None:
         if not 0 <= self.pause_head <= 3:
@@ -156,7 +159,7 @@ class TurnTracker:
         self._smoothed = p if self._smoothed is None else a * self._smoothed + (1.0 - a) * p
         if step_idx < self.options.warmup_steps or self._flushing or not self.speaking:
             return []
-        if self._smoothed > self.options.threshold:
+        if self.options.use_pause_heads and self._smoothed > self.options.threshold:
             return self._end_turn()
         return []
 
