@@ -80,6 +80,8 @@ def prewarm(proc: JobProcess) -> None:
     proc.userdata["settings"] = settings
     proc.userdata["characters"] = load_characters(settings.characters_file)
     proc.userdata["prompt_data"] = load_prompt_data()
+    # A missing tutor plan or too small a question bank fails here, not mid-conversation.
+    proc.userdata["prompt_data"].check(proc.userdata["characters"])
     # A quick onset (barge-in stops the agent sooner); the backchannel guard forgives noise.
     proc.userdata["vad"] = silero.VAD.load(
         min_speech_duration=0.03,
@@ -213,7 +215,11 @@ def build_agent(
 ) -> KyutaiAgent:
     tools = tools_for(choice.character.tools)
     instructions = build_system_prompt(
-        choice, data, rng=random.Random(), tools=[t.info.name for t in tools]
+        choice,
+        data,
+        rng=random.Random(),
+        tools=[t.info.name for t in tools],
+        max_silent_turns=settings.max_silent_turns,
     )
     return KyutaiAgent(
         instructions=instructions,
