@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import sys
 import threading
 from collections.abc import Awaitable, Callable, Iterator
@@ -23,9 +22,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
-from tests.support.livekit_server import ROOT, LiveKitServer, livekit_server_binary
+from tests.support.livekit_server import ROOT, LiveKitServer, start_livekit_server
 from tests.support.participant import TestParticipant, make_token
 from tests.support.ports import free_port
 from tests.support.procs import ManagedProcess, http_ok, spawn, wait_until
@@ -37,40 +35,6 @@ pytestmark = pytest.mark.e2e
 
 APOLOGY = "lost my train of thought"
 ANSWER = "I heard you"
-
-
-def start_livekit_with_webhook(log_dir: Path, webhook_url: str) -> LiveKitServer:
-    """Like tests.support.livekit_server.start_livekit_server, plus a webhook."""
-    port, key, secret = free_port(), "faultkey", "f" * 8 + os.urandom(16).hex()
-    config = {
-        "port": port,
-        "bind_addresses": ["127.0.0.1"],
-        "rtc": {
-            "tcp_port": free_port(),
-            "udp_port": free_port(socket.SOCK_DGRAM),
-            "use_external_ip": False,
-            "node_ip": "127.0.0.1",
-        },
-        "keys": {key: secret},
-        "room": {"empty_timeout": 20, "departure_timeout": 5},
-        "webhook": {"api_key": key, "urls": [webhook_url]},
-        "logging": {"level": "info"},
-    }
-    process = spawn(
-        "livekit-faults",
-        [livekit_server_binary(), "--config-body", yaml.safe_dump(config)],
-        log_dir,
-    )
-    http = f"http://127.0.0.1:{port}"
-    wait_until(lambda: http_ok(http), timeout=30, what="livekit-server", process=process)
-    return LiveKitServer(
-        url=f"ws://127.0.0.1:{port}",
-        http_url=http,
-        api_key=key,
-        api_secret=secret,
-        port=port,
-        process=process,
-    )
 
 
 @dataclass
@@ -142,7 +106,12 @@ class Stack:
 def stack(artifacts_dir: Path, stub_llm_server: StubLLM) -> Iterator[Stack]:
     logs = artifacts_dir / "logs"
     failover_port = free_port()
-    livekit = start_livekit_with_webhook(logs, f"http://127.0.0.1:{failover_port}/webhook")
+    livekit = start_livekit_server(
+        logs,
+        name="livekit-faults",
+        api_key="faultkey",
+        webhook_url=f"http://127.0.0.1:{failover_port}/webhook",
+    )
     inference = Inference(free_port(), logs)
     workers: list[WorkerHandle] = []
     failover: ManagedProcess | None = None

@@ -47,6 +47,7 @@ def start_livekit_server(
     api_key: str = "testkey",
     api_secret: str | None = None,
     redis_address: str | None = None,
+    webhook_url: str | None = None,
     timeout: float = 30.0,
 ) -> LiveKitServer:
     """Start livekit-server bound to 127.0.0.1 only, on free ports, and wait until it answers."""
@@ -67,6 +68,8 @@ def start_livekit_server(
     }
     if redis_address:
         config["redis"] = {"address": redis_address}
+    if webhook_url:
+        config["webhook"] = {"api_key": api_key, "urls": [webhook_url]}
     args = [livekit_server_binary(), "--config-body", yaml.safe_dump(config)]
     process = spawn(name, args, log_dir)
     http_url = f"http://127.0.0.1:{port}"
