@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import aiohttp
-from livekit.agents import APIConnectionError, APIStatusError, APITimeoutError
+from livekit.agents import APIConnectionError, APIStatusError, APITimeoutError, utils
 
 from . import protocol
 from .log import logger
@@ -26,6 +26,30 @@ API_KEY_ENV = "KYUTAI_API_KEY"
 # Keep-alive: the server pings every 10 s and drops a client after ~20 s without pongs; aiohttp
 # answers pings while a task is reading, and sends its own to notice a dead server sooner.
 HEARTBEAT_S = 10.0
+
+
+class HttpSessions:
+    """The aiohttp session a plugin's sockets use: the one given, else the job's shared one,
+    else (scripts, tests: outside a job) one of its own, closed by `aclose()`."""
+
+    def __init__(self, given: aiohttp.ClientSession | None) -> None:
+        self._given = given
+        self._own: aiohttp.ClientSession | None = None
+
+    def get(self) -> aiohttp.ClientSession:
+        if self._given is not None:
+            return self._given
+        try:
+            return utils.http_context.http_session()
+        except RuntimeError:
+            if self._own is None or self._own.closed:
+                self._own = aiohttp.ClientSession()
+            return self._own
+
+    async def aclose(self) -> None:
+        if self._own is not None:
+            await self._own.close()
+            self._own = None
 
 
 class AtCapacityError(APIStatusError):

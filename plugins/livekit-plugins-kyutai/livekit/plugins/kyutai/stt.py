@@ -116,8 +116,7 @@ class STT(stt.STT):
             flush_timeout=flush_timeout,
             usage_interval=usage_interval,
         )
-        self._session = http_session
-        self._own_session: aiohttp.ClientSession | None = None
+        self._http = connection.HttpSessions(http_session)
         self._streams: set[SpeechStream] = set()  # weak enough: removed when they close
 
     @property
@@ -131,17 +130,6 @@ class STT(stt.STT):
     @property
     def urls(self) -> list[str]:
         return list(self._opts.urls)
-
-    def _ensure_session(self) -> aiohttp.ClientSession:
-        if self._session is not None:
-            return self._session
-        try:
-            return utils.http_context.http_session()
-        except RuntimeError:
-            # outside a job (scripts, tests): own a session, closed in aclose()
-            if self._own_session is None or self._own_session.closed:
-                self._own_session = aiohttp.ClientSession()
-            return self._own_session
 
     def update_options(
         self,
@@ -212,9 +200,7 @@ class STT(stt.STT):
         for s in list(self._streams):
             await s.aclose()
         self._streams.clear()
-        if self._own_session is not None:
-            await self._own_session.close()
-            self._own_session = None
+        await self._http.aclose()
 
 
 class SpeechStream(stt.RecognizeStream):
@@ -246,7 +232,7 @@ class SpeechStream(stt.RecognizeStream):
     async def _run(self) -> None:
         opts = self._opts
         conn = await connection.connect(
-            self._kstt._ensure_session(),
+            self._kstt._http.get(),
             [connection.endpoint(u, STT_ROUTE) for u in opts.urls],
             headers={connection.API_KEY_HEADER: opts.api_key},
             connect_timeout=self._conn_options.timeout,

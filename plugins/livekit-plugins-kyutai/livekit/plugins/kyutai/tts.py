@@ -105,8 +105,7 @@ class TTS(tts.TTS):
             cfg_alpha=cfg_alpha,
             normalize=normalize,
         )
-        self._session = http_session
-        self._own_session: aiohttp.ClientSession | None = None
+        self._http = connection.HttpSessions(http_session)
         self._pool = _Preconnector(self._connect, enabled=preconnect, max_idle=max_idle)
         self._streams: weakref.WeakSet[SynthesizeStream] = weakref.WeakSet()
 
@@ -126,20 +125,9 @@ class TTS(tts.TTS):
     def language(self) -> str:
         return self._opts.language
 
-    def _ensure_session(self) -> aiohttp.ClientSession:
-        if self._session is not None:
-            return self._session
-        try:
-            return utils.http_context.http_session()
-        except RuntimeError:
-            # outside a job (scripts, tests): own a session, closed in aclose()
-            if self._own_session is None or self._own_session.closed:
-                self._own_session = aiohttp.ClientSession()
-            return self._own_session
-
     async def _connect(self, opts: _TTSOptions, connect_timeout: float) -> connection.Connected:
         return await connection.connect(
-            self._ensure_session(),
+            self._http.get(),
             [connection.endpoint(u, TTS_ROUTE, opts.query()) for u in opts.urls],
             headers={connection.API_KEY_HEADER: opts.api_key},
             connect_timeout=connect_timeout,
@@ -191,9 +179,7 @@ class TTS(tts.TTS):
             await s.aclose()
         self._streams.clear()
         await self._pool.aclose()
-        if self._own_session is not None:
-            await self._own_session.close()
-            self._own_session = None
+        await self._http.aclose()
 
 
 class SynthesizeStream(tts.SynthesizeStream):
