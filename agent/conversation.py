@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, Callable
+from collections.abc import AsyncIterable, AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -63,6 +63,18 @@ def prepare_context(chat_ctx: llm.ChatContext, max_tokens: int) -> llm.ChatConte
     return to_chat_ctx(history.fit_budget(history.clean(to_messages(chat_ctx)), max_tokens))
 
 
+async def _observed(
+    audio: AsyncIterable[rtc.AudioFrame], observer: Callable[[rtc.AudioFrame], None]
+) -> AsyncIterator[rtc.AudioFrame]:
+    """The user's audio, each frame shown to `observer` as it passes to the STT."""
+    async for frame in audio:
+        try:
+            observer(frame)
+        except Exception:  # an observer's bug must not deafen the agent
+            logger.exception("user audio observer failed")
+        yield frame
+
+
 @dataclass(frozen=True)
 class ConversationOptions:
     language: str
@@ -80,11 +92,13 @@ class KyutaiAgent(Agent):
         options: ConversationOptions,
         backchannels: BackchannelFilter | None = None,
         on_llm_error: Callable[[BaseException], None] | None = None,
+        on_user_audio: Callable[[rtc.AudioFrame], None] | None = None,
     ) -> None:
         super().__init__(instructions=instructions, tools=tools)  # type: ignore[arg-type]
         self._options = options
         self._backchannels = backchannels
         self._on_llm_error = on_llm_error
+        self._on_user_audio = on_user_audio
 
     async def on_enter(self) -> None:
         # The agent speaks first, as in Unmute: a short greeting written by the LLM.
@@ -93,6 +107,8 @@ class KyutaiAgent(Agent):
     async def stt_node(
         self, audio: AsyncIterable[rtc.AudioFrame], model_settings: ModelSettings
     ) -> AsyncIterable[stt.SpeechEvent | str]:
+        if self._on_user_audio is not None:
+            audio = _observed(audio, self._on_user_audio)
         events = Agent.default.stt_node(self, audio, model_settings)
         async for event in events:
             if (

@@ -17,6 +17,12 @@ INTERRUPTIONS = Counter("kyutai_agent_interruptions", "Agent speech interrupted 
 FALSE_INTERRUPTIONS = Counter(
     "kyutai_agent_false_interruptions", "Interruptions that turned out to be noise or backchannel"
 )
+FAST_PAUSES = Counter(
+    "kyutai_agent_fast_pauses",
+    "Agent paused on a user's energy onset, by outcome: confirmed (the VAD heard speech and "
+    "LiveKit took over) or released (no speech followed; the agent went on)",
+    ["outcome"],
+)
 ERRORS = Counter("kyutai_agent_errors", "Errors by pipeline stage", ["stage"])
 TURN_LATENCY = Histogram(
     "kyutai_agent_turn_latency_seconds",

@@ -184,6 +184,20 @@ class AgentSettings(BaseSettings):
         description="user speech over the agent shorter than this is a backchannel",
         validation_alias="KYUTAI_BACKCHANNEL_MAX_S",
     )
+    fast_barge_in: bool = Field(
+        True,
+        description="pause the agent on the first 20 ms of loud user audio instead of waiting "
+        "for the VAD (~0.15 s later); lifted within 0.4 s unless the VAD hears speech",
+        validation_alias="KYUTAI_FAST_BARGE_IN",
+    )
+    fast_barge_in_margin_db: float = Field(
+        15.0,
+        ge=3,
+        le=60,
+        description="how far above the user's noise floor audio must rise to pause the agent "
+        "(raise it for noisy rooms or weak echo cancellation)",
+        validation_alias="KYUTAI_FAST_BARGE_IN_MARGIN_DB",
+    )
     false_interruption_timeout_s: float = Field(
         1.0,
         gt=0,

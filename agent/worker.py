@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from collections.abc import Callable
 from typing import Any
 
+from livekit import rtc
 from livekit.agents import (
     AgentServer,
     AgentSession,
@@ -24,6 +26,7 @@ from livekit.plugins import kyutai, silero
 
 from . import health
 from . import metrics as agent_metrics
+from .barge_in import FastBargeIn, OnsetDetector, OnsetOptions
 from .capacity import make_load_fnc
 from .characters import CharacterSet, load_characters
 from .conversation import (
@@ -42,6 +45,8 @@ from .recordings import Recording, opted_out
 from .room_config import RoomChoice, parse_room_metadata
 from .settings import AgentSettings
 from .tools import SessionState, tools_for
+
+INPUT_FRAME_MS = 20
 
 
 def build_server(settings: AgentSettings) -> AgentServer:
@@ -109,7 +114,21 @@ async def entrypoint(ctx: JobContext) -> None:
     await ctx.connect(auto_subscribe=AutoSubscribe.AUDIO_ONLY)
     session = await build_session(ctx, settings, choice)
     backchannels = BackchannelFilter(settings.backchannel_max_s, settings.min_interruption_words)
-    agent = build_agent(settings, choice, prompt_data, backchannels)
+    fast_barge_in = (
+        FastBargeIn(
+            session,
+            detector=OnsetDetector(OnsetOptions(margin_db=settings.fast_barge_in_margin_db)),
+        )
+        if settings.fast_barge_in
+        else None
+    )
+    agent = build_agent(
+        settings,
+        choice,
+        prompt_data,
+        backchannels,
+        on_user_audio=fast_barge_in.on_frame if fast_barge_in else None,
+    )
     recording = (
         Recording(settings.recordings_dir, f"{ctx.room.name}-{ctx.job.id}")
         if settings.recordings_dir
@@ -120,29 +139,59 @@ async def entrypoint(ctx: JobContext) -> None:
     await session.start(
         agent=agent,
         room=ctx.room,
-        room_options=room_io.RoomOptions(close_on_disconnect=True),
+        room_options=room_io.RoomOptions(
+            close_on_disconnect=True,
+            # WebRTC delivers 20 ms packets: the default 50 ms frames would hold a sound back
+            # up to 30 ms more before the VAD (and the barge-in gate) hear it.
+            audio_input=room_io.AudioInputOptions(frame_size_ms=INPUT_FRAME_MS),
+        ),
         record=False,  # the framework's recorder would keep user audio: we never do
     )
-    stop_queued_audio_on_pause(session)
+    sink = room_audio_sink(session)
+    if sink is not None:
+        stop_queued_audio_on_pause(sink)
+        if fast_barge_in is not None and session.output.audio is not None:
+            fast_barge_in.attach(session.output.audio, sink)
+            session.on("close", lambda _ev: fast_barge_in.close())
+    else:
+        logger.warning("no room audio output found: barge-in keeps LiveKit's default latency")
 
 
-def stop_queued_audio_on_pause(session: AgentSession[Any]) -> None:
-    """On barge-in the room output pauses but lets its ~200 ms source queue play out; drop
-    it so the listener hears the agent stop at once (a resumed answer skips those 200 ms)."""
+def room_audio_sink(session: AgentSession[Any]) -> Any | None:
+    """The room output at the end of the session's audio chain (it owns the AudioSource)."""
     output = session.output.audio
     while output is not None and not hasattr(output, "_audio_source"):
         output = getattr(output, "next_in_chain", None)
+    return output
+
+
+def stop_queued_audio_on_pause(output: Any) -> None:
+    """On barge-in the room output pauses but its forwarding loop only drops the ~200 ms
+    AudioSource queue once its next frame fits in (up to 50 ms later); drop it at once so the
+    listener hears the agent stop sooner. The drop is booked as LiveKit books its own
+    (discarded, and a resumed run starts past it), so heard-word accounting stays right, give
+    or take the one frame the loop is handing over."""
     source = getattr(output, "_audio_source", None)
-    if output is None or source is None or not hasattr(source, "clear_queue"):
-        logger.debug("room audio output has no queue to clear on pause")
+    needed = ("_report_run", "_source_pushed_duration", "_source_discarded_duration")
+    if (
+        source is None
+        or not hasattr(source, "clear_queue")
+        or not all(hasattr(output, name) for name in needed)
+    ):
+        logger.warning("room audio output is not the one we know: pauses keep their queue")
         return
     original_pause = output.pause
 
     def pause() -> None:
         original_pause()
-        source.clear_queue()
+        queued = source.queued_duration
+        if queued > 0:
+            output._source_discarded_duration += queued
+            pushed = output._source_pushed_duration
+            output._report_run(offset=pushed - queued, ended_at=time.time(), resumes_at=pushed)
+            source.clear_queue()
 
-    output.pause = pause  # type: ignore[method-assign]
+    output.pause = pause
 
 
 async def build_session(
@@ -212,6 +261,7 @@ def build_agent(
     choice: RoomChoice,
     data: PromptData,
     backchannels: BackchannelFilter | None = None,
+    on_user_audio: Callable[[rtc.AudioFrame], None] | None = None,
 ) -> KyutaiAgent:
     tools = tools_for(choice.character.tools)
     instructions = build_system_prompt(
@@ -231,6 +281,7 @@ def build_agent(
             max_silent_turns=settings.max_silent_turns,
         ),
         backchannels=backchannels,
+        on_user_audio=on_user_audio,
     )
 
 

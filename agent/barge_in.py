@@ -1,0 +1,205 @@
+"""Fast barge-in: pause the agent's voice on the first loud user audio, before the VAD.
+
+Silero needs voiced sound to recognise speech: on "stop" it fires ~150 ms after the onset,
+once the vowel starts, and the fricative before it goes unheard. An energy onset seen on the
+user's track while the agent speaks pauses the agent's audio output at once, provisionally:
+if the VAD confirms speech, LiveKit's own interruption logic takes over the pause (resume on a
+backchannel, interrupt on words); if not within `hold_s`, the pause is lifted. A false onset
+(a click, a cough the VAD rejects) costs a short gap, and, as with any LiveKit pause, the
+~0.2 s of audio queued in the room output is skipped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+from livekit import rtc
+
+from .log import logger
+from .metrics import FAST_PAUSES
+
+BLOCK_S = 0.01
+SILENCE_DBFS = -90.0
+
+
+@dataclass
+class OnsetOptions:
+    margin_db: float = 15.0
+    """How far above the tracked noise floor a block must be to count as loud."""
+    min_dbfs: float = -45.0
+    """Nothing quieter than this counts as loud, whatever the noise floor."""
+    min_loud_s: float = 0.02
+    """Consecutive loud audio that makes an onset: one 10 ms click does not."""
+    floor_rise_db_per_s: float = 6.0
+    """The floor follows a louder background at this rate (it drops at once)."""
+
+
+class OnsetDetector:
+    """Energy onsets in a mono stream, judged in 10 ms blocks against a noise floor."""
+
+    def __init__(self, options: OnsetOptions | None = None) -> None:
+        self.options = options or OnsetOptions()
+        self.floor_dbfs: float | None = None
+        self._loud_blocks = 0
+        self._tail: np.ndarray = np.zeros(0, dtype=np.float32)
+        self._sample_rate = 0
+
+    def push(self, samples: np.ndarray, sample_rate: int) -> bool:
+        """Feed float samples in [-1, 1]; True when an onset completes within them."""
+        if sample_rate != self._sample_rate:
+            self._sample_rate, self._tail = sample_rate, np.zeros(0, dtype=np.float32)
+        block = max(1, int(sample_rate * BLOCK_S))
+        data = np.concatenate([self._tail, samples]) if self._tail.size else samples
+        whole = data.size // block * block
+        self._tail = data[whole:].copy()
+        onset = False
+        for level in _block_levels(data[:whole], block):
+            onset = self._block(level) or onset
+        return onset
+
+    def reset(self) -> None:
+        """Start over (a new speaker, or a gap in the stream)."""
+        self.floor_dbfs, self._loud_blocks = None, 0
+        self._tail = np.zeros(0, dtype=np.float32)
+
+    def _block(self, level: float) -> bool:
+        o = self.options
+        if self.floor_dbfs is None:
+            self.floor_dbfs = level
+        loud = level >= max(self.floor_dbfs + o.margin_db, o.min_dbfs)
+        if loud:
+            self._loud_blocks += 1
+            # louder audio lifts the floor only slowly, so speech is not learnt as noise
+            self.floor_dbfs += o.floor_rise_db_per_s * BLOCK_S
+        else:
+            self._loud_blocks = 0
+            if level < self.floor_dbfs:
+                self.floor_dbfs = level
+            else:
+                self.floor_dbfs = min(level, self.floor_dbfs + o.floor_rise_db_per_s * BLOCK_S)
+        needed = max(1, math.ceil(o.min_loud_s / BLOCK_S - 1e-9))
+        return loud and self._loud_blocks == needed
+
+
+def _block_levels(data: np.ndarray, block: int) -> list[float]:
+    if data.size == 0:
+        return []
+    power = np.mean(np.square(data.reshape(-1, block), dtype=np.float64), axis=1)
+    return [10 * math.log10(p) if p > 1e-9 else SILENCE_DBFS for p in power]
+
+
+class PausableOutput(Protocol):
+    def pause(self) -> None: ...
+    def resume(self) -> None: ...
+
+
+class SpeechState(Protocol):
+    """What the gate needs to know of the session (AgentSession has all of it)."""
+
+    @property
+    def agent_state(self) -> str: ...
+    @property
+    def current_speech(self) -> Any: ...
+
+
+class FastBargeIn:
+    """Provisional pauses of the agent's output on user onsets, lifted unless confirmed.
+
+    `attach(output, sink)` once the session runs: `output` is the session's audio output (the
+    top of its chain, which the framework pauses), `sink` the room output at its end, whose
+    pause/resume calls are watched: a pause by anyone else after ours means LiveKit took the
+    interruption over, and the gate leaves the resume to it.
+    """
+
+    def __init__(
+        self,
+        session: SpeechState,
+        *,
+        detector: OnsetDetector | None = None,
+        hold_s: float = 0.4,
+    ) -> None:
+        self._session = session
+        self._output: PausableOutput | None = None
+        self.detector = detector or OnsetDetector()
+        self.hold_s = hold_s
+        self._paused = False
+        self._taken_over = False
+        self._own_call = False
+        self._timer: asyncio.TimerHandle | None = None
+
+    @property
+    def paused(self) -> bool:
+        return self._paused
+
+    def attach(self, output: PausableOutput, sink: Any) -> None:
+        self._output = output
+        original_pause, original_resume = sink.pause, sink.resume
+
+        def pause() -> None:
+            original_pause()
+            if not self._own_call:
+                self._on_foreign_call()
+
+        def resume() -> None:
+            original_resume()
+            if not self._own_call:
+                self._on_foreign_call()
+
+        sink.pause, sink.resume = pause, resume
+
+    def on_frame(self, frame: rtc.AudioFrame) -> None:
+        """A frame of the user's track (int16 PCM, as the room delivers it)."""
+        data = np.frombuffer(frame.data, dtype=np.int16)
+        if frame.num_channels > 1:
+            data = data[:: frame.num_channels]
+        self.on_user_audio(data.astype(np.float32) / 32768.0, frame.sample_rate)
+
+    def on_user_audio(self, samples: np.ndarray, sample_rate: int) -> None:
+        if self.detector.push(samples, sample_rate) and self._may_pause():
+            self._pause()
+
+    def _may_pause(self) -> bool:
+        if self._output is None or self._paused or self._session.agent_state != "speaking":
+            return False
+        speech = self._session.current_speech
+        return speech is not None and speech.allow_interruptions and not speech.interrupted
+
+    def _pause(self) -> None:
+        assert self._output is not None
+        self._paused, self._taken_over = True, False
+        self._call(self._output.pause)
+        self._timer = asyncio.get_running_loop().call_later(self.hold_s, self._release)
+        logger.debug("fast barge-in: paused the agent on a user onset")
+
+    def _on_foreign_call(self) -> None:
+        if self._paused:
+            self._taken_over = True
+
+    def _release(self) -> None:
+        self._timer = None
+        if not self._paused:
+            return
+        self._paused = False
+        if self._taken_over:
+            FAST_PAUSES.labels(outcome="confirmed").inc()
+            return
+        FAST_PAUSES.labels(outcome="released").inc()
+        logger.debug("fast barge-in: no speech followed the onset, resuming the agent")
+        if self._output is not None:
+            self._call(self._output.resume)
+
+    def _call(self, fn: Any) -> None:
+        self._own_call = True
+        try:
+            fn()
+        finally:
+            self._own_call = False
+
+    def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
