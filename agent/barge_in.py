@@ -6,7 +6,8 @@ user's track while the agent speaks pauses the agent's audio output at once, pro
 if the VAD confirms speech, LiveKit's own interruption logic takes over the pause (resume on a
 backchannel, interrupt on words); if not within `hold_s`, the pause is lifted. A false onset
 (a click, a cough the VAD rejects) costs a short gap, and, as with any LiveKit pause, the
-~0.2 s of audio queued in the room output is skipped.
+~0.2 s of audio queued in the room output is skipped; so after one false onset the gate stays
+off until the agent's next reply (typing near the microphone must not chop a whole answer).
 """
 
 from __future__ import annotations
@@ -130,6 +131,7 @@ class FastBargeIn:
         self._taken_over = False
         self._own_call = False
         self._timer: asyncio.TimerHandle | None = None
+        self._spent_on: object | None = None  # the reply a false onset already paused
 
     @property
     def paused(self) -> bool:
@@ -166,7 +168,12 @@ class FastBargeIn:
         if self._output is None or self._paused or self._session.agent_state != "speaking":
             return False
         speech = self._session.current_speech
-        return speech is not None and speech.allow_interruptions and not speech.interrupted
+        return (
+            speech is not None
+            and speech is not self._spent_on
+            and speech.allow_interruptions
+            and not speech.interrupted
+        )
 
     def _pause(self) -> None:
         assert self._output is not None
@@ -188,6 +195,7 @@ class FastBargeIn:
             FAST_PAUSES.labels(outcome="confirmed").inc()
             return
         FAST_PAUSES.labels(outcome="released").inc()
+        self._spent_on = self._session.current_speech
         logger.debug("fast barge-in: no speech followed the onset, resuming the agent")
         if self._output is not None:
             self._call(self._output.resume)

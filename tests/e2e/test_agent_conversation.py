@@ -269,6 +269,12 @@ async def test_a_click_pauses_the_agent_only_for_a_moment(
     assert fast_pauses(agent_env, "released") == released + 1
     assert len(stub_llm.requests) == 2
     print(f"click: paused after {stopped - onset:.3f}s, resumed after {resumed - onset:.3f}s")
+    # A second click in the same answer does not pause it again (one false gap per reply).
+    await user.wait_for(lambda: time.monotonic() - resumed > 0.5, timeout=2, what="0.5 s")
+    onset, _ = await user.say_samples(np.concatenate([click, np.zeros(SAMPLE_RATE // 5)]))
+    await user.wait_for(lambda: time.monotonic() - onset > 1.0, timeout=2, what="1 s")
+    assert user.agent_audio_stopped_after(onset - 0.1) is None, "a second click paused it"
+    assert fast_pauses(agent_env, "released") == released + 1
     await user.leave()
 
 
