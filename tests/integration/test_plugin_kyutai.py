@@ -379,9 +379,13 @@ async def test_tts_preconnected_socket_serves_the_next_turn(server: InferenceSer
     model.on("metrics_collected", lambda m: metrics.append(m))
     model.prewarm()
     await wait_metric(server.http_url, "tts", base + 1)
-    for text in ["First turn.", "Second turn."]:
+    for text in ["The first turn of this answer.", "And here is the second turn."]:
         stream = model.stream(conn_options=NO_RETRY)
         stream.push_text(text)
+        first_audio = await asyncio.wait_for(anext(aiter(stream)), 60)
+        assert first_audio.frame.samples_per_channel > 0
+        # while it speaks, the turn holds the pre-connected slot and no second one
+        assert slots(server.http_url, "tts") == base + 1
         stream.end_input()
         await asyncio.wait_for(collect_tts(stream), 60)
         await stream.aclose()

@@ -86,7 +86,8 @@ class TTS(tts.TTS):
                 default applies otherwise).
             normalize: rewrite markdown, emoji, URLs, symbols and numbers into spoken words.
             preconnect: keep one socket connected with its slot assigned, so that a turn never
-                waits for a handshake. It holds one server slot while idle.
+                waits for a handshake. It holds one server slot between turns; a turn uses
+                that one, and the next is connected when the turn is done.
             max_idle: seconds after which an idle pre-connected socket is replaced (the server
                 drops clients that send nothing for ~120 s).
             http_session: aiohttp session to use; the job's shared session by default.
@@ -214,7 +215,12 @@ class SynthesizeStream(tts.SynthesizeStream):
             for w in chunker.flush():
                 yield w
 
-        await _speak(sock, self._opts, words(), output_emitter, on_first_send=self._mark_started)
+        try:
+            await _speak(
+                sock, self._opts, words(), output_emitter, on_first_send=self._mark_started
+            )
+        finally:
+            self._ktts._pool.release(self._opts)
         output_emitter.end_segment()
 
 
@@ -243,7 +249,10 @@ class ChunkedStream(tts.ChunkedStream):
             for w in [*chunker.push(self._input_text), *chunker.flush()]:
                 yield w
 
-        await _speak(sock, self._opts, words(), output_emitter, on_first_send=None)
+        try:
+            await _speak(sock, self._opts, words(), output_emitter, on_first_send=None)
+        finally:
+            self._ktts._pool.release(self._opts)
         output_emitter.flush()
 
 
@@ -372,8 +381,9 @@ class _Preconnector:
     """Keeps one socket connected (Ready received, slot assigned) for the next turn.
 
     Kyutai TTS sockets serve one utterance each, so this is not a reuse pool: a socket is taken
-    once, and taking it starts connecting its successor. An idle socket that the server closes,
-    or that ages past ``max_idle``, is dropped (and replaced); a stale socket is never handed out.
+    once, and releasing it when its utterance is done starts connecting its successor. An idle
+    socket that the server closes, or that ages past ``max_idle``, is dropped (and replaced); a
+    stale socket is never handed out.
     """
 
     def __init__(
@@ -423,8 +433,13 @@ class _Preconnector:
         reused = sock is not None
         if sock is None:
             sock = _Socket(await self._connect(opts, connect_timeout), key)
-        self.refill(opts)
+        # the successor is connected when this socket is done (`release`), not now: a
+        # conversation then holds one server slot, not two while it speaks
         return sock, reused, time.perf_counter() - t0
+
+    def release(self, opts: _TTSOptions) -> None:
+        """A stream is done with its socket: have the next turn's one ready."""
+        self.refill(opts)
 
     def _spawn(self, coro: Awaitable[object]) -> None:
         async def run() -> None:
