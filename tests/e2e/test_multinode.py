@@ -8,8 +8,6 @@
 
 from __future__ import annotations
 
-import shutil
-import socket
 import threading
 import uuid
 from collections.abc import Iterator
@@ -22,20 +20,12 @@ import pytest
 from tests.support.livekit_server import LiveKitServer, start_livekit_server
 from tests.support.participant import TestParticipant, make_token
 from tests.support.ports import free_port
-from tests.support.procs import ManagedProcess, spawn, wait_until
+from tests.support.procs import wait_until
+from tests.support.redis import Redis, start_redis
 from tests.support.speech import speech_wav
 from tests.support.worker import WorkerHandle, start_worker
 
 pytestmark = pytest.mark.e2e
-
-
-def redis_ping(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
-            sock.sendall(b"PING\r\n")
-            return sock.recv(16).startswith(b"+PONG")
-    except OSError:
-        return False
 
 
 class SlotGauges:
@@ -72,7 +62,7 @@ class SlotGauges:
 
 @dataclass
 class Cluster:
-    redis: ManagedProcess
+    redis: Redis
     nodes: list[LiveKitServer]
     workers: list[WorkerHandle]  # workers[i] registered with nodes[i]
     gauges: SlotGauges  # capacity of workers[0]
@@ -80,21 +70,12 @@ class Cluster:
 
 @pytest.fixture(scope="module")
 def cluster(artifacts_dir: Path, agent_env: dict[str, str]) -> Iterator[Cluster]:
-    redis_bin = shutil.which("redis-server")
-    if redis_bin is None:
-        pytest.skip("redis-server is not installed (apt-get install redis-server)")
     logs = artifacts_dir / "logs"
-    port = free_port()
-    redis = spawn(
-        "redis-multinode",
-        [redis_bin, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no"],
-        logs,
-    )
+    redis = start_redis(logs, "redis-multinode")
     nodes: list[LiveKitServer] = []
     workers: list[WorkerHandle] = []
     gauges = SlotGauges()
     try:
-        wait_until(lambda: redis_ping(port), timeout=15, what="redis", process=redis)
         secret = uuid.uuid4().hex + uuid.uuid4().hex
         for name in ("livekit-node-a", "livekit-node-b"):
             nodes.append(
@@ -103,7 +84,7 @@ def cluster(artifacts_dir: Path, agent_env: dict[str, str]) -> Iterator[Cluster]
                     name=name,
                     api_key="clusterkey",
                     api_secret=secret,
-                    redis_address=f"127.0.0.1:{port}",
+                    redis_address=redis.address,
                 )
             )
         for i, node in enumerate(nodes):
