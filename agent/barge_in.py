@@ -133,10 +133,6 @@ class FastBargeIn:
         self._timer: asyncio.TimerHandle | None = None
         self._spent_on: object | None = None  # the reply a false onset already paused
 
-    @property
-    def paused(self) -> bool:
-        return self._paused
-
     def attach(self, output: PausableOutput, sink: Any) -> None:
         self._output = output
         original_pause, original_resume = sink.pause, sink.resume
@@ -211,3 +207,4 @@ class FastBargeIn:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        self._paused = False

@@ -80,7 +80,9 @@ async def _pump(session: Session, ws: web.WebSocketResponse) -> None:
         log.debug("send failed: %s", exc)
 
 
-async def _reject_full(ws: web.WebSocketResponse) -> web.WebSocketResponse:
+async def _reject_full(ws: web.WebSocketResponse, name: str, slots: int) -> web.WebSocketResponse:
+    # an operator sizing KYUTAI_*_BATCH_SIZE needs to see this, not only the metric
+    log.warning("%s: all %d slots busy, refused a session (no free channels)", name, slots)
     await ws.send_bytes(protocol.error("no free channels"))
     await ws.close()
     return ws
@@ -96,7 +98,7 @@ async def asr_handler(request: web.Request) -> web.StreamResponse:
     ws = await _open_ws(request)
     session = engine.acquire(asyncio.get_running_loop())
     if session is None:
-        return await _reject_full(ws)
+        return await _reject_full(ws, "stt", engine.batch_size)
     pump = asyncio.create_task(_pump(session, ws))
     max_samples = int(settings.max_buffered_seconds * protocol.SAMPLE_RATE)
     try:
@@ -156,7 +158,7 @@ async def tts_handler(request: web.Request) -> web.StreamResponse:
         return ws
     session = engine.acquire(asyncio.get_running_loop())
     if session is None:
-        return await _reject_full(ws)
+        return await _reject_full(ws, "tts", engine.batch_size)
     session.voice = voice
     pump = asyncio.create_task(_pump(session, ws))
     try:

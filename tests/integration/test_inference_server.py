@@ -192,6 +192,8 @@ async def test_no_free_channels_and_metrics(server: InferenceServer) -> None:
         async with http.ws_connect(server.stt_url, headers=headers(server)) as ws:
             assert await recv(ws) == {"type": "Error", "message": "no free channels"}
             assert await recv(ws) is None
+        # the operator sees the refusal in the log, not only in the metric
+        assert "stt: all 2 slots busy, refused a session" in server.log_path.read_text()
         for ws in held:
             await ws.close()
         # Slots come back once clients leave.

@@ -258,7 +258,10 @@ class TestParticipant:
 
     def _on_text_stream(self, reader: rtc.TextStreamReader, identity: str) -> None:
         async def read() -> None:
-            text = await reader.read_all()
+            try:
+                text = await reader.read_all()
+            except rtc.StreamError:  # cut off by a disconnect: the transcript never finished
+                return
             attrs = dict(reader.info.attributes or {})
             self.transcripts.append(Transcript(identity, text, attrs, time.monotonic()))
             self._notify()
