@@ -30,6 +30,9 @@ def main() -> None:
         )
         sys.exit(f"agent: invalid configuration: {problems}")
 
+    for warning in settings.unsupported_settings():
+        print(f"agent: warning: {warning}", file=sys.stderr)
+
     args = sys.argv[1:]
     mode = next((arg for arg in args if not arg.startswith("-")), "")
     credentials_on_command_line = any(a.startswith(("--api-key", "--api-secret")) for a in args)

@@ -238,6 +238,12 @@ class AgentSettings(BaseSettings):
         description="write per-session JSONL transcripts here (text only); unset = off",
         validation_alias="KYUTAI_RECORDINGS_DIR",
     )
+    voice_cloning_url: str | None = Field(
+        None,
+        description="Unmute's voice-cloning service; not supported (that service is private): "
+        "set, the worker says so at start and uses the characters' voices",
+        validation_alias="KYUTAI_VOICE_CLONING_URL",
+    )
     dev_mode: bool = Field(
         False,
         description="accept LiveKit's development keys outside `python -m agent dev`",
@@ -253,7 +259,12 @@ class AgentSettings(BaseSettings):
         return [u.strip() for u in self.tts_url.split(",") if u.strip()]
 
     @field_validator(
-        "prometheus_port", "status_port", "recordings_dir", "capacity_metrics_url", mode="before"
+        "prometheus_port",
+        "status_port",
+        "recordings_dir",
+        "capacity_metrics_url",
+        "voice_cloning_url",
+        mode="before",
     )
     @classmethod
     def _empty_is_none(cls, value: object) -> object:
@@ -266,6 +277,15 @@ class AgentSettings(BaseSettings):
         if not value:
             raise ValueError("must not be empty: the worker only accepts explicit dispatch")
         return value
+
+    def unsupported_settings(self) -> list[str]:
+        """Warnings for Unmute settings that are accepted but do nothing here."""
+        if self.voice_cloning_url:
+            return [
+                "KYUTAI_VOICE_CLONING_URL is set but voice cloning is not supported (Unmute's "
+                "cloning service is private); the characters' voices from characters.yaml are used"
+            ]
+        return []
 
     def credential_problem(self, *, devmode: bool) -> str | None:
         """Why the LiveKit credentials can't be used, or None when they are fine."""

@@ -1,0 +1,52 @@
+"""Worker settings: Unmute's names keep working, unsupported ones say so."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from agent.settings import AgentSettings
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def test_unmute_names_are_read() -> None:
+    settings = AgentSettings(
+        KYUTAI_STT_URL="ws://a:1,ws://b:2",
+        KYUTAI_TTS_URL="ws://c:3",
+        KYUTAI_LLM_URL="http://llm:8000/v1",
+        KYUTAI_LLM_MODEL="m",
+        KYUTAI_RECORDINGS_DIR="/tmp/rec",
+    )
+    assert settings.stt_urls == ["ws://a:1", "ws://b:2"]
+    assert settings.tts_urls == ["ws://c:3"]
+    assert settings.llm_model == "m"
+    assert settings.recordings_dir == Path("/tmp/rec")
+    assert settings.unsupported_settings() == []
+
+
+@pytest.mark.parametrize("value", ["", None])
+def test_voice_cloning_unset_is_quiet(value: str | None) -> None:
+    assert AgentSettings(KYUTAI_VOICE_CLONING_URL=value).unsupported_settings() == []
+
+
+def test_voice_cloning_url_is_accepted_with_a_warning() -> None:
+    warnings = AgentSettings(KYUTAI_VOICE_CLONING_URL="http://clone:8092").unsupported_settings()
+    assert len(warnings) == 1 and "voice cloning is not supported" in warnings[0]
+
+
+def test_worker_prints_the_warning_at_start() -> None:
+    # `--help` needs no LiveKit server; the warning comes before any mode runs.
+    env = {"KYUTAI_VOICE_CLONING_URL": "http://clone:8092", "PATH": "/usr/bin:/bin"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "agent", "--help"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert "agent: warning: KYUTAI_VOICE_CLONING_URL is set" in proc.stderr, proc.stderr[-2000:]
