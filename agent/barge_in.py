@@ -4,7 +4,8 @@ Silero needs voiced sound to recognise speech: on "stop" it fires ~150 ms after 
 once the vowel starts, and the fricative before it goes unheard. An energy onset seen on the
 user's track while the agent speaks pauses the agent's audio output at once, provisionally:
 if the VAD confirms speech, LiveKit's own interruption logic takes over the pause (resume on a
-backchannel, interrupt on words); if not within `hold_s`, the pause is lifted. A false onset
+backchannel, interrupt on words); if not within `hold_s` (longer while the VAD still hears
+the user, whose confirmation can lag on a loaded CPU), the pause is lifted. A false onset
 (a click, a cough the VAD rejects) costs a short gap, and, as with any LiveKit pause, the
 ~0.2 s of audio queued in the room output is skipped; so after one false onset the gate stays
 off until the agent's next reply (typing near the microphone must not chop a whole answer).
@@ -13,6 +14,7 @@ off until the agent's next reply (typing near the microphone must not chop a who
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -105,6 +107,8 @@ class SpeechState(Protocol):
     def agent_state(self) -> str: ...
     @property
     def current_speech(self) -> Any: ...
+    @property
+    def user_state(self) -> str: ...
 
 
 class FastBargeIn:
@@ -122,11 +126,14 @@ class FastBargeIn:
         *,
         detector: OnsetDetector | None = None,
         hold_s: float = 0.4,
+        max_extra_holds: int = 2,
     ) -> None:
         self._session = session
         self._output: PausableOutput | None = None
         self.detector = detector or OnsetDetector()
         self.hold_s = hold_s
+        self.max_extra_holds = max_extra_holds
+        self._extra_holds = 0
         self._paused = False
         self._taken_over = False
         self._own_call = False
@@ -139,13 +146,13 @@ class FastBargeIn:
 
         def pause() -> None:
             original_pause()
-            if not self._own_call:
-                self._on_foreign_call()
+            if not self._own_call and self._paused:
+                self._taken_over = True  # the VAD confirmed: LiveKit owns the pause now
 
         def resume() -> None:
             original_resume()
-            if not self._own_call:
-                self._on_foreign_call()
+            if not self._own_call and self._paused and not self._taken_over:
+                self._on_foreign_resume()
 
         sink.pause, sink.resume = pause, resume
 
@@ -173,18 +180,37 @@ class FastBargeIn:
 
     def _pause(self) -> None:
         assert self._output is not None
-        self._paused, self._taken_over = True, False
-        self._call(self._output.pause)
+        self._paused, self._taken_over, self._extra_holds = True, False, 0
+        try:
+            self._call(self._output.pause)
+        except Exception:
+            # a gate that fails must not leave the agent mute, nor itself stuck "paused"
+            logger.exception("fast barge-in: pausing the agent's output failed")
+            self._paused = False
+            with contextlib.suppress(Exception):
+                self._call(self._output.resume)
+            return
         self._timer = asyncio.get_running_loop().call_later(self.hold_s, self._release)
         logger.debug("fast barge-in: paused the agent on a user onset")
 
-    def _on_foreign_call(self) -> None:
-        if self._paused:
-            self._taken_over = True
+    def _on_foreign_resume(self) -> None:
+        # LiveKit resumed the output itself before confirming anything: our pause is over
+        self._cancel_timer()
+        self._paused = False
 
     def _release(self) -> None:
         self._timer = None
         if not self._paused:
+            return
+        if (
+            not self._taken_over
+            and self._session.user_state == "speaking"
+            and self._extra_holds < self.max_extra_holds
+        ):
+            # the VAD hears the user but LiveKit has not paused yet: resuming now would play
+            # a burst of the agent over the user just before LiveKit pauses it again
+            self._extra_holds += 1
+            self._timer = asyncio.get_running_loop().call_later(self.hold_s, self._release)
             return
         self._paused = False
         if self._taken_over:
@@ -203,8 +229,11 @@ class FastBargeIn:
         finally:
             self._own_call = False
 
-    def close(self) -> None:
+    def _cancel_timer(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+
+    def close(self) -> None:
+        self._cancel_timer()
         self._paused = False

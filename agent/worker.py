@@ -169,10 +169,21 @@ def stop_queued_audio_on_pause(output: Any) -> None:
     """On barge-in the room output pauses but its forwarding loop only drops the ~200 ms
     AudioSource queue once its next frame fits in (up to 50 ms later); drop it at once so the
     listener hears the agent stop sooner. The drop is booked as LiveKit books its own
-    (discarded, and a resumed run starts past it), so heard-word accounting stays right, give
-    or take the one frame the loop is handing over."""
+    (discarded, and a resumed run starts past it). As with LiveKit's own drop, the transcript
+    synchroniser (which counts paused wall-clock time, not samples) is not told: after a pause
+    that is lifted, the heard text may lag the audio by up to the dropped ~0.2 s.
+
+    Once the whole reply is in the queue (no frame left to forward, playout awaited), the queue
+    is the reply's tail: clearing it would end the reply as fully played, unheard, with no
+    resume. There LiveKit's behaviour (the tail plays out) is kept."""
     source = getattr(output, "_audio_source", None)
-    needed = ("_report_run", "_source_pushed_duration", "_source_discarded_duration")
+    needed = (
+        "_report_run",
+        "_source_pushed_duration",
+        "_source_discarded_duration",
+        "_audio_buf",
+        "_flush_task",
+    )
     if (
         source is None
         or not hasattr(source, "clear_queue")
@@ -184,6 +195,9 @@ def stop_queued_audio_on_pause(output: Any) -> None:
 
     def pause() -> None:
         original_pause()
+        flush = output._flush_task
+        if flush is not None and not flush.done() and output._audio_buf.empty():
+            return  # only the reply's tail is queued: see above
         queued = source.queued_duration
         if queued > 0:
             output._source_discarded_duration += queued

@@ -103,6 +103,9 @@ async def one_barge_in(
         except TimeoutError:
             return None
         stopped = user.agent_audio_stopped_after(onset - 0.5)
+        if stopped is not None and stopped < onset:
+            # a gap in the agent's speech before the user began, not a reaction to it
+            raise RuntimeError(f"the agent fell silent {onset - stopped:.3f} s before the onset")
         return None if stopped is None else stopped - onset
     finally:
         await user.leave()
