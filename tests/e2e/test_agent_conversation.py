@@ -211,7 +211,7 @@ async def test_barge_in_stops_the_agent_fast_and_history_keeps_heard_words(
     # The agent was still audible when the user began (not a gap in its speech we measured)…
     assert stopped >= onset, f"the agent fell silent {onset - stopped:.3f}s before the onset"
     # …and the fast barge-in gate pauses on the fricative of "stop", before Silero hears its
-    # vowel (docs/barge-in.md: p90 0.19 s here; with the VAD alone p90 0.33 s).
+    # vowel (docs/barge-in.md: p90 0.19 s here; with the VAD alone p90 0.29 s).
     assert stopped - onset < 0.3, f"agent audio went on {stopped - onset:.3f}s after the onset"
     print(f"barge-in: agent audio stopped {stopped - onset:.3f}s after the user's onset")
     await user.wait_for(
