@@ -25,11 +25,10 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from agent.loadstats import summarize  # noqa: E402
 from tests.support.inference_server import start_inference_server  # noqa: E402
 from tests.support.livekit_server import LiveKitServer, start_livekit_server  # noqa: E402
 from tests.support.participant import TestParticipant, make_token  # noqa: E402
@@ -54,17 +53,8 @@ LONG_ANSWER = (
 CONDITIONS = {"fast gate": "true", "VAD only": "false"}
 
 
-def stats(xs: list[float]) -> dict[str, float]:
-    if not xs:
-        return {"count": 0}
-    a = np.asarray(xs)
-    return {
-        "count": len(xs),
-        "mean": float(a.mean()),
-        "p50": float(np.percentile(a, 50)),
-        "p90": float(np.percentile(a, 90)),
-        "max": float(a.max()),
-    }
+def stats(xs: list[float]) -> dict[str, Any]:
+    return {**summarize(xs), "max": max(xs) if xs else None}
 
 
 async def one_barge_in(
