@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import aiohttp
 import httpx2 as httpx
+from livekit.agents import NOT_GIVEN, NotGivenOr
+from livekit.agents.llm import ChatContext, ChatMessage
+from livekit.agents.utils import is_given
 from livekit.plugins import openai
 
 from .log import logger
@@ -61,20 +66,55 @@ async def resolve_model(base_url: str, api_key: str | None, configured: str | No
     return model
 
 
+def temperature_for(chat_ctx: ChatContext, *, first: float, then: float) -> float:
+    """Unmute's schedule: a lively first message (the greeting), steadier replies after it."""
+    spoke = any(
+        isinstance(item, ChatMessage) and item.role == "assistant" for item in chat_ctx.items
+    )
+    return then if spoke else first
+
+
+class ConversationLLM(openai.LLM):
+    """`openai.LLM` whose sampling temperature follows `temperature_for` on every request."""
+
+    def __init__(self, *, first_temperature: float, temperature: float, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.first_temperature = first_temperature
+        self.temperature = temperature
+
+    def chat(
+        self,
+        *,
+        chat_ctx: ChatContext,
+        extra_kwargs: NotGivenOr[dict[str, Any]] = NOT_GIVEN,
+        **kwargs: Any,
+    ) -> openai.llm.LLMStream:
+        temperature = temperature_for(chat_ctx, first=self.first_temperature, then=self.temperature)
+        extra = {"temperature": temperature, **(extra_kwargs if is_given(extra_kwargs) else {})}
+        return super().chat(chat_ctx=chat_ctx, extra_kwargs=extra, **kwargs)
+
+
 def build_llm(
-    *, base_url: str, model: str, api_key: str | None, timeout_s: float, temperature: float
-) -> openai.LLM:
+    *,
+    base_url: str,
+    model: str,
+    api_key: str | None,
+    timeout_s: float,
+    temperature: float = 0.3,
+    first_temperature: float = 0.7,
+) -> ConversationLLM:
     """An `openai.LLM` for a possibly local server.
 
     The plugin's default 5 s read timeout is too short for a local model prefilling a long
     prompt on a busy GPU; a fixed connect timeout keeps an unreachable server from hanging us.
     """
-    return openai.LLM(
+    return ConversationLLM(
+        first_temperature=first_temperature,
+        temperature=temperature,
         model=model,
         base_url=base_url,
         # Local servers ignore the key, but the openai client insists on having one.
         api_key=api_key or "no-key",
-        temperature=temperature,
         timeout=httpx.Timeout(connect=5.0, read=timeout_s, write=10.0, pool=5.0),
         max_retries=0,
     )

@@ -210,6 +210,20 @@ class AgentSettings(BaseSettings):
         description="seconds without LLM output before the agent apologises",
         validation_alias="KYUTAI_LLM_TIMEOUT_S",
     )
+    llm_first_temperature: float = Field(
+        0.7,
+        ge=0,
+        le=2,
+        description="LLM sampling temperature for the agent's first message (the greeting)",
+        validation_alias="KYUTAI_LLM_FIRST_TEMPERATURE",
+    )
+    llm_temperature: float = Field(
+        0.3,
+        ge=0,
+        le=2,
+        description="LLM sampling temperature for every later reply",
+        validation_alias="KYUTAI_LLM_TEMPERATURE",
+    )
     context_tokens: int = Field(
         6000,
         ge=500,

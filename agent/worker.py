@@ -238,7 +238,8 @@ async def build_session(
             model=model,
             api_key=llm_key,
             timeout_s=settings.llm_timeout_s,
-            temperature=0.7,
+            first_temperature=settings.llm_first_temperature,
+            temperature=settings.llm_temperature,
         ),
         vad=ctx.proc.userdata["vad"],
         turn_handling={

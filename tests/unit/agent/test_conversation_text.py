@@ -39,9 +39,7 @@ def make_agent(*, tools: list[str] | None = None, context_tokens: int = 6000) ->
 @pytest.fixture
 async def session(stub: StubLLM) -> AsyncIterator[AgentSession[SessionState]]:
     stub.reset()
-    model = build_llm(
-        base_url=stub.base_url, model="stub-llm", api_key=None, timeout_s=1.0, temperature=0.3
-    )
+    model = build_llm(base_url=stub.base_url, model="stub-llm", api_key=None, timeout_s=1.0)
     sess = AgentSession[SessionState](
         llm=model,
         userdata=SessionState(),
@@ -74,6 +72,18 @@ async def test_the_agent_greets_first(session: AgentSession[SessionState], stub:
     # The greeting request carried the greeting instruction and no user message.
     roles = [m["role"] for m in stub.requests[0]["messages"]]
     assert "assistant" not in roles
+
+
+async def test_greeting_is_sampled_livelier_than_the_replies(
+    session: AgentSession[SessionState], stub: StubLLM
+) -> None:
+    # Unmute's schedule: 0.7 for the first message, 0.3 once the agent has spoken.
+    stub.push(Reply(text="Hello!"))
+    await (await session.start(make_agent(), capture_run=True))
+    stub.push(Reply(text="Fine, thanks."), Reply(text="Sure."))
+    await session.run(user_input="How are you?")
+    await session.run(user_input="Tell me more.")
+    assert [r.get("temperature") for r in stub.requests] == [0.7, 0.3, 0.3]
 
 
 async def test_llm_error_is_an_apology_and_the_session_goes_on(
