@@ -187,6 +187,28 @@ async def test_answers_a_spoken_question_within_two_seconds(
     await user.leave()
 
 
+async def test_a_goodbye_in_a_reply_ends_the_session_after_it_is_heard(
+    worker: WorkerHandle, stub_llm: StubLLM, make_participant: MakeParticipant, room_name: str
+) -> None:
+    # The user takes their leave; the prompt asks the model for a goodbye ending in "Bye!".
+    stub_llm.push(Reply(text="Hello there."), Reply(text="It was lovely talking with you. Bye!"))
+    user = await make_participant(room_name, "leaver", dispatch_agent="kyutai-agent")
+    await wait_until_listening_after_greeting(user)
+    agent_ids = {p.identity for p in user.agents()}  # gone from the room once it leaves
+    _onset, end = await user.say(speech_wav("Thanks, that is all for today. Goodbye."))
+    await user.wait_for(lambda: not user.agents(), timeout=20, what="the agent to leave")
+    left = time.monotonic()
+    # The goodbye was played to the end before the agent left: its transcript is final and
+    # whole, and its audio reached the listener.
+    said = [t.text for t in user.transcripts if t.identity in agent_ids]
+    assert any(t.strip().endswith("Bye!") for t in said), said
+    assert user.agent_audio_after(end) is not None, "the goodbye was never heard"
+    assert left - end < 15
+    assert "the agent said goodbye: ending the session" in worker.process.log_tail(400_000)
+    assert len(stub_llm.requests) == 2
+    await user.leave()
+
+
 async def test_barge_in_stops_the_agent_fast_and_history_keeps_heard_words(
     worker: WorkerHandle, stub_llm: StubLLM, make_participant: MakeParticipant, room_name: str
 ) -> None:
