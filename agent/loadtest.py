@@ -514,9 +514,8 @@ def spawn_stack(log_dir: Path, slots: int, max_jobs: int) -> Iterator[Stack]:
     sys.path.insert(0, str(ROOT))
     from tests.support.inference_server import start_inference_server
     from tests.support.livekit_server import start_livekit_server
-    from tests.support.ports import free_port
     from tests.support.stub_llm import StubLLM
-    from tests.support.worker import start_worker
+    from tests.support.worker import start_worker, tiny_stack_env
 
     with ExitStack() as stack:
         print(
@@ -532,27 +531,18 @@ def spawn_stack(log_dir: Path, slots: int, max_jobs: int) -> Iterator[Stack]:
         )
         stack.callback(inference.stop)
         llm = stack.enter_context(StubLLM())
-        prom_port = free_port()
-        worker = start_worker(
-            lk,
-            log_dir,
-            name="loadtest-worker",
-            env={
-                "KYUTAI_STT_URL": inference.url,
-                "KYUTAI_TTS_URL": inference.url,
-                "KYUTAI_API_KEY": inference.api_key,
-                "KYUTAI_LLM_URL": llm.base_url,
-                "KYUTAI_TURN_DETECTION": "vad",  # tiny models' pause heads mean nothing
-                "KYUTAI_VAD_MIN_SILENCE_S": "0.35",
-                "AGENT_PROMETHEUS_PORT": str(prom_port),
-                "AGENT_STATUS_PORT": str(free_port()),
-                "AGENT_MAX_JOBS": str(max_jobs),
-                "AGENT_NUM_IDLE_PROCESSES": "2",
-                "KYUTAI_SILENCE_TIMEOUT_S": "60",
-            },
+        env = tiny_stack_env(
+            inference.url,
+            inference.api_key,
+            llm.base_url,
+            AGENT_MAX_JOBS=str(max_jobs),
+            AGENT_NUM_IDLE_PROCESSES="2",
+            KYUTAI_SILENCE_TIMEOUT_S="60",
         )
+        worker = start_worker(lk, log_dir, name="loadtest-worker", env=env)
         stack.callback(worker.stop)
-        yield Stack(lk.url, lk.api_key, lk.api_secret, [f"http://127.0.0.1:{prom_port}/metrics"])
+        metrics_url = f"http://127.0.0.1:{env['AGENT_PROMETHEUS_PORT']}/metrics"
+        yield Stack(lk.url, lk.api_key, lk.api_secret, [metrics_url])
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

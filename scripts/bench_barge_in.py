@@ -32,10 +32,9 @@ from agent.loadstats import summarize  # noqa: E402
 from tests.support.inference_server import start_inference_server  # noqa: E402
 from tests.support.livekit_server import LiveKitServer, start_livekit_server  # noqa: E402
 from tests.support.participant import TestParticipant, make_token  # noqa: E402
-from tests.support.ports import free_port  # noqa: E402
 from tests.support.speech import speech_wav  # noqa: E402
 from tests.support.stub_llm import Reply, StubLLM  # noqa: E402
-from tests.support.worker import start_worker  # noqa: E402
+from tests.support.worker import start_worker, tiny_stack_env  # noqa: E402
 
 PHRASES = (
     "Stop, stop! Let us talk about the moon instead.",
@@ -70,13 +69,7 @@ async def one_barge_in(
     user = TestParticipant(identity="user")
     await user.join(lk.url, token)
     try:
-        await user.wait_for_agent(timeout=15)
-        await user.wait_for(
-            lambda: user.agent_audio_after(0.0) is not None, timeout=30, what="the greeting"
-        )
-        await user.wait_for(
-            lambda: user.agent_state() == "listening", timeout=30, what="the greeting's end"
-        )
+        await user.wait_for_greeting(agent_timeout=15)
         _onset, end = await user.say(speech_wav("Tell me about the planets please."))
         await user.wait_for(
             lambda: user.agent_audio_after(end) is not None, timeout=15, what="the answer"
@@ -162,18 +155,13 @@ def main() -> None:
         stack.callback(inference.stop)
         llm = stack.enter_context(StubLLM())
         for condition, fast in CONDITIONS.items():
-            env = {
-                "KYUTAI_STT_URL": inference.url,
-                "KYUTAI_TTS_URL": inference.url,
-                "KYUTAI_API_KEY": inference.api_key,
-                "KYUTAI_LLM_URL": llm.base_url,
-                "KYUTAI_TURN_DETECTION": "vad",  # the tiny models' pause heads mean nothing
-                "KYUTAI_VAD_MIN_SILENCE_S": "0.35",
-                "KYUTAI_FAST_BARGE_IN": fast,
-                "AGENT_STATUS_PORT": str(free_port()),
-                "AGENT_PROMETHEUS_PORT": str(free_port()),
-                "AGENT_NUM_IDLE_PROCESSES": "1",
-            }
+            env = tiny_stack_env(
+                inference.url,
+                inference.api_key,
+                llm.base_url,
+                KYUTAI_FAST_BARGE_IN=fast,
+                AGENT_NUM_IDLE_PROCESSES="1",
+            )
             name = agent_name(condition)
             worker = start_worker(lk, args.logs, name=f"bench-{name}", agent_name=name, env=env)
             stack.callback(worker.stop)

@@ -11,8 +11,8 @@ import pytest
 from tests.support.inference_server import InferenceServer, start_inference_server
 from tests.support.livekit_server import ROOT, LiveKitServer, start_livekit_server
 from tests.support.participant import TestParticipant, make_token
-from tests.support.ports import free_port
 from tests.support.stub_llm import StubLLM
+from tests.support.worker import tiny_stack_env
 
 
 @pytest.fixture(scope="session")
@@ -56,17 +56,7 @@ def inference_server(artifacts_dir: Path) -> Iterator[InferenceServer]:
 @pytest.fixture(scope="session")
 def agent_env(inference_server: InferenceServer, stub_llm_server: StubLLM) -> dict[str, str]:
     """Environment for a worker wired to the tiny inference server and the stub LLM."""
-    return {
-        "KYUTAI_STT_URL": inference_server.url,
-        "KYUTAI_TTS_URL": inference_server.url,
-        "KYUTAI_API_KEY": inference_server.api_key,
-        "KYUTAI_LLM_URL": stub_llm_server.base_url,
-        # Tiny models' pause heads carry no meaning: end turns on Silero VAD silence.
-        "KYUTAI_TURN_DETECTION": "vad",
-        "KYUTAI_VAD_MIN_SILENCE_S": "0.35",
-        "AGENT_STATUS_PORT": str(free_port()),
-        "AGENT_PROMETHEUS_PORT": str(free_port()),
-    }
+    return tiny_stack_env(inference_server.url, inference_server.api_key, stub_llm_server.base_url)
 
 
 @pytest.fixture

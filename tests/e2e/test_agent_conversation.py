@@ -159,24 +159,12 @@ LONG_REPLY = (
 )
 
 
-async def wait_until_listening_after_greeting(user: TestParticipant) -> None:
-    await user.wait_for_agent(timeout=10)
-    await user.wait_for(
-        lambda: user.agent_audio_after(0.0) is not None, timeout=30, what="the greeting's audio"
-    )
-    await user.wait_for(
-        lambda: user.agent_state() == "listening",
-        timeout=30,
-        what="the agent to finish its greeting",
-    )
-
-
 async def test_answers_a_spoken_question_within_two_seconds(
     worker: WorkerHandle, stub_llm: StubLLM, make_participant: MakeParticipant, room_name: str
 ) -> None:
     stub_llm.push(Reply(text="Hello there."), Reply(text="Good question. It is sunny today."))
     user = await make_participant(room_name, "asker", dispatch_agent="kyutai-agent")
-    await wait_until_listening_after_greeting(user)
+    await user.wait_for_greeting()
     _onset, end = await user.say(speech_wav("What is the weather like today?"))
     await user.wait_for(
         lambda: user.agent_audio_after(end) is not None, timeout=10, what="the spoken answer"
@@ -193,7 +181,7 @@ async def test_a_goodbye_in_a_reply_ends_the_session_after_it_is_heard(
     # The user takes their leave; the prompt asks the model for a goodbye ending in "Bye!".
     stub_llm.push(Reply(text="Hello there."), Reply(text="It was lovely talking with you. Bye!"))
     user = await make_participant(room_name, "leaver", dispatch_agent="kyutai-agent")
-    await wait_until_listening_after_greeting(user)
+    await user.wait_for_greeting()
     agent_ids = {p.identity for p in user.agents()}  # gone from the room once it leaves
     _onset, end = await user.say(speech_wav("Thanks, that is all for today. Goodbye."))
     await user.wait_for(lambda: not user.agents(), timeout=20, what="the agent to leave")
@@ -218,7 +206,7 @@ async def test_barge_in_stops_the_agent_fast_and_history_keeps_heard_words(
         Reply(text="Sure, let us talk about the moon instead."),
     )
     user = await make_participant(room_name, "barger", dispatch_agent="kyutai-agent")
-    await wait_until_listening_after_greeting(user)
+    await user.wait_for_greeting()
     _onset, end = await user.say(speech_wav("Tell me about the planets please."))
     await user.wait_for(
         lambda: user.agent_audio_after(end) is not None, timeout=10, what="the long answer to start"
@@ -266,7 +254,7 @@ async def test_a_click_pauses_the_agent_only_for_a_moment(
 ) -> None:
     stub_llm.push(Reply(text="Hello there."), Reply(text=LONG_REPLY))
     user = await make_participant(room_name, "clicker", dispatch_agent="kyutai-agent")
-    await wait_until_listening_after_greeting(user)
+    await user.wait_for_greeting()
     _onset, end = await user.say(speech_wav("Tell me about the planets please."))
     await user.wait_for(
         lambda: user.agent_audio_after(end) is not None, timeout=10, what="the long answer to start"
@@ -308,7 +296,7 @@ async def test_a_backchannel_does_not_stop_the_agent(
 ) -> None:
     stub_llm.push(Reply(text="Hello there."), Reply(text=LONG_REPLY))
     user = await make_participant(room_name, "nodder", dispatch_agent="kyutai-agent")
-    await wait_until_listening_after_greeting(user)
+    await user.wait_for_greeting()
     _onset, end = await user.say(speech_wav("Tell me about the planets please."))
     await user.wait_for(
         lambda: user.agent_audio_after(end) is not None, timeout=10, what="the long answer to start"

@@ -139,6 +139,20 @@ class TestParticipant:
         await self.wait_for(lambda: bool(self.agents()), timeout=timeout, what="an agent to join")
         return self.agents()[0]
 
+    async def wait_for_greeting(self, agent_timeout: float = 10.0) -> None:
+        """An agent joins, greets (its audio arrives) and is listening again."""
+        await self.wait_for_agent(timeout=agent_timeout)
+        await self.wait_for(
+            lambda: self.agent_audio_after(0.0) is not None,
+            timeout=30,
+            what="the greeting's audio",
+        )
+        await self.wait_for(
+            lambda: self.agent_state() == "listening",
+            timeout=30,
+            what="the agent to finish its greeting",
+        )
+
     def agent_state(self) -> str | None:
         agents = self.agents()
         return agents[0].attributes.get("lk.agent.state") if agents else None

@@ -12,6 +12,24 @@ from .ports import free_port
 from .procs import ManagedProcess, http_ok, spawn, wait_until
 
 
+def tiny_stack_env(inference_url: str, api_key: str, llm_url: str, **extra: str) -> dict[str, str]:
+    """A worker's environment for the tiny inference server and a (stub) LLM, on free ports.
+
+    The tiny models' pause heads carry no meaning: turns end on Silero VAD silence, shortened
+    to 0.35 s. `extra` adds or overrides variables (`AGENT_MAX_JOBS="4"`, …)."""
+    return {
+        "KYUTAI_STT_URL": inference_url,
+        "KYUTAI_TTS_URL": inference_url,
+        "KYUTAI_API_KEY": api_key,
+        "KYUTAI_LLM_URL": llm_url,
+        "KYUTAI_TURN_DETECTION": "vad",
+        "KYUTAI_VAD_MIN_SILENCE_S": "0.35",
+        "AGENT_STATUS_PORT": str(free_port()),
+        "AGENT_PROMETHEUS_PORT": str(free_port()),
+        **extra,
+    }
+
+
 @dataclass
 class WorkerHandle:
     process: ManagedProcess
