@@ -18,6 +18,10 @@ COPY pyproject.toml uv.lock ./
 COPY agent/pyproject.toml agent/
 COPY inference/pyproject.toml inference/
 COPY tokens/pyproject.toml tokens/
+COPY catalog/pyproject.toml catalog/
+COPY dispatcher/pyproject.toml dispatcher/
+COPY harness/pyproject.toml harness/
+COPY bench/pyproject.toml bench/
 COPY plugins/livekit-plugins-kyutai/pyproject.toml plugins/livekit-plugins-kyutai/README.md plugins/livekit-plugins-kyutai/
 RUN uv sync --frozen --no-dev --no-install-workspace
 COPY . .

@@ -15,8 +15,8 @@ if os.environ.get("AGENT_PROMETHEUS_PORT") and "PROMETHEUS_MULTIPROC_DIR" not in
 from livekit.agents import cli
 from pydantic import ValidationError
 
-from .settings import AgentSettings
-from .worker import build_server
+from agent.settings import AgentSettings
+from agent.worker import build_server
 
 NEEDS_LIVEKIT = {"dev", "start", "connect"}
 

@@ -24,27 +24,22 @@ from livekit.agents import (
 from livekit.agents.voice.agent_session import SessionConnectOptions
 from livekit.plugins import kyutai, silero
 
-from . import health
-from . import metrics as agent_metrics
-from .barge_in import FastBargeIn, OnsetDetector, OnsetOptions
-from .capacity import make_load_fnc
-from .characters import CharacterSet, load_characters
-from .conversation import (
-    BackchannelFilter,
-    ConversationOptions,
-    KyutaiAgent,
-    SilencePolicy,
-    goodbye_said,
-    silence_reply_kwargs,
-)
-from .greeting import greeting_instruction
-from .llm_setup import build_llm, normalize_base_url, resolve_model
-from .log import logger
-from .prompts import PromptData, build_system_prompt, load_prompt_data
-from .recordings import Recording, opted_out
-from .room_config import RoomChoice, parse_room_metadata
-from .settings import AgentSettings
-from .tools import SessionState, tools_for
+from agent.characters import CharacterSet, load_characters
+from agent.conversation.agent import ConversationOptions, KyutaiAgent
+from agent.conversation.greeting import greeting_instruction
+from agent.conversation.prompts import PromptData, build_system_prompt, load_prompt_data
+from agent.conversation.silence import SilencePolicy, goodbye_said, silence_reply_kwargs
+from agent.conversation.tools import SessionState, tools_for
+from agent.interruptions.backchannel import BackchannelFilter
+from agent.interruptions.barge_in import FastBargeIn, OnsetDetector, OnsetOptions
+from agent.llm_client import build_llm, normalize_base_url, resolve_model
+from agent.log import logger
+from agent.ops import health
+from agent.ops import metrics as agent_metrics
+from agent.ops.capacity import make_load_fnc
+from agent.ops.recordings import Recording, opted_out
+from agent.room_config import RoomChoice, parse_room_metadata
+from agent.settings import AgentSettings
 
 INPUT_FRAME_MS = 20
 
@@ -293,7 +288,6 @@ def build_agent(
             language=choice.language,
             greeting_instructions=greeting_instruction(choice, data),
             context_tokens=settings.context_tokens,
-            max_silent_turns=settings.max_silent_turns,
         ),
         backchannels=backchannels,
         on_user_audio=on_user_audio,

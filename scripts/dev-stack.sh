@@ -88,7 +88,7 @@ fi
 
 if [[ -z "${KYUTAI_LLM_URL:-}" ]]; then
   say "KYUTAI_LLM_URL is not set: using the local scripted stub LLM (set it to a real LLM, e.g. vLLM)"
-  start stub-llm "$PY" -m tests.support.stub_llm --port 8000
+  start stub-llm "$PY" -m harness.stub_llm --port 8000
   wait_http stub-llm "http://127.0.0.1:8000/v1/models" 30
   export KYUTAI_LLM_URL="http://127.0.0.1:8000"
 fi
@@ -100,7 +100,7 @@ if [[ -f tokens/__main__.py ]]; then
   wait_http tokens "http://127.0.0.1:$TOKENS_PORT/healthz" 30
 fi
 
-start failover "$PY" -m agent.failover --host 127.0.0.1 --port 8083
+start failover "$PY" -m dispatcher --host 127.0.0.1 --port 8083
 wait_http failover "http://127.0.0.1:8083/" 30
 start agent "$PY" -m agent dev
 wait_http agent "http://127.0.0.1:$AGENT_HTTP_PORT/" 60

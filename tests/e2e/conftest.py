@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.inference_server import InferenceServer, start_inference_server
-from tests.support.livekit_server import ROOT, LiveKitServer, start_livekit_server
-from tests.support.participant import TestParticipant, make_token
-from tests.support.stub_llm import StubLLM
-from tests.support.worker import tiny_stack_env
+from harness.inference_server import InferenceServer, start_inference_server
+from harness.livekit_server import ROOT, LiveKitServer, start_livekit_server
+from harness.participant import TestParticipant, make_token
+from harness.stub_llm import StubLLM
+from harness.worker import tiny_stack_env
 
 
 @pytest.fixture(scope="session")

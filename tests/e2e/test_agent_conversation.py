@@ -11,11 +11,11 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tests.support.livekit_server import LiveKitServer
-from tests.support.participant import SAMPLE_RATE, TestParticipant
-from tests.support.speech import speech_wav
-from tests.support.stub_llm import Reply, StubLLM
-from tests.support.worker import WorkerHandle, start_worker
+from harness.livekit_server import LiveKitServer
+from harness.participant import SAMPLE_RATE, TestParticipant
+from harness.speech import speech_wav
+from harness.stub_llm import Reply, StubLLM
+from harness.worker import WorkerHandle, start_worker
 
 pytestmark = pytest.mark.e2e
 

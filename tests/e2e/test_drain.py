@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.livekit_server import LiveKitServer
-from tests.support.participant import TestParticipant, make_token
-from tests.support.ports import free_port
-from tests.support.procs import wait_until
-from tests.support.speech import speech_wav
-from tests.support.worker import start_worker
+from harness.livekit_server import LiveKitServer
+from harness.participant import TestParticipant, make_token
+from harness.ports import free_port
+from harness.procs import wait_until
+from harness.speech import speech_wav
+from harness.worker import start_worker
 
 pytestmark = pytest.mark.e2e
 

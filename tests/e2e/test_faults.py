@@ -3,7 +3,7 @@
 - the LLM answers 500, or hangs past KYUTAI_LLM_TIMEOUT_S: a spoken apology, the session goes on;
 - the inference server restarts mid-conversation: the next turn is answered;
 - the worker running the room is SIGKILLed: livekit-server does not re-dispatch (v1.13.5
-  forgets the job), so `python -m agent.failover` (fed by livekit-server's webhooks) dispatches
+  forgets the job), so `python -m dispatcher` (fed by livekit-server's webhooks) dispatches
   a new agent, which another worker takes.
 
 One livekit-server (with a webhook to the failover service), one tiny inference server on a
@@ -23,13 +23,13 @@ from typing import Any
 
 import pytest
 
-from tests.support.livekit_server import ROOT, LiveKitServer, start_livekit_server
-from tests.support.participant import TestParticipant, make_token
-from tests.support.ports import free_port
-from tests.support.procs import ManagedProcess, http_ok, spawn, wait_until
-from tests.support.speech import speech_wav
-from tests.support.stub_llm import Reply, StubLLM
-from tests.support.worker import WorkerHandle, start_worker
+from harness.livekit_server import ROOT, LiveKitServer, start_livekit_server
+from harness.participant import TestParticipant, make_token
+from harness.ports import free_port
+from harness.procs import ManagedProcess, http_ok, spawn, wait_until
+from harness.speech import speech_wav
+from harness.stub_llm import Reply, StubLLM
+from harness.worker import WorkerHandle, start_worker
 
 pytestmark = pytest.mark.e2e
 
@@ -128,7 +128,7 @@ def stack(artifacts_dir: Path, stub_llm_server: StubLLM) -> Iterator[Stack]:
             [
                 sys.executable,
                 "-m",
-                "agent.failover",
+                "dispatcher",
                 "--host",
                 "127.0.0.1",
                 "--port",

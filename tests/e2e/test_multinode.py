@@ -17,13 +17,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.livekit_server import LiveKitServer, start_livekit_server
-from tests.support.participant import TestParticipant, make_token
-from tests.support.ports import free_port
-from tests.support.procs import wait_until
-from tests.support.redis import Redis, start_redis
-from tests.support.speech import speech_wav
-from tests.support.worker import WorkerHandle, start_worker
+from harness.livekit_server import LiveKitServer, start_livekit_server
+from harness.participant import TestParticipant, make_token
+from harness.ports import free_port
+from harness.procs import wait_until
+from harness.redis import Redis, start_redis
+from harness.speech import speech_wav
+from harness.worker import WorkerHandle, start_worker
 
 pytestmark = pytest.mark.e2e
 

@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.inference_server import InferenceServer
-from tests.support.livekit_server import ROOT, LiveKitServer
-from tests.support.participant import TestParticipant
-from tests.support.ports import free_port
-from tests.support.procs import ManagedProcess, spawn, wait_until
-from tests.support.speech import speech_wav
-from tests.support.stub_llm import Reply, StubLLM
+from harness.inference_server import InferenceServer
+from harness.livekit_server import ROOT, LiveKitServer
+from harness.participant import TestParticipant
+from harness.ports import free_port
+from harness.procs import ManagedProcess, spawn, wait_until
+from harness.speech import speech_wav
+from harness.stub_llm import Reply, StubLLM
 
 pytestmark = pytest.mark.e2e
 

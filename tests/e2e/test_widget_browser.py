@@ -32,12 +32,12 @@ from typing import Any
 import pytest
 from livekit import api
 
-from tests.support.livekit_server import ROOT, LiveKitServer
-from tests.support.participant import TestParticipant
-from tests.support.ports import free_port
-from tests.support.procs import ManagedProcess, http_ok, spawn, wait_until
-from tests.support.speech import speech_wav
-from tests.support.worker import start_worker
+from harness.livekit_server import ROOT, LiveKitServer
+from harness.participant import TestParticipant
+from harness.ports import free_port
+from harness.procs import ManagedProcess, http_ok, spawn, wait_until
+from harness.speech import speech_wav
+from harness.worker import start_worker
 
 # >>> The one-line switch: True once the agent runs the full STT -> LLM -> TTS pipeline. <<<
 FULL_AGENT_PIPELINE = True

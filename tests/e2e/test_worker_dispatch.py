@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from livekit import api
 
-from tests.support.livekit_server import LiveKitServer
-from tests.support.participant import TestParticipant
-from tests.support.procs import wait_until
-from tests.support.worker import WorkerHandle, start_worker
+from harness.livekit_server import LiveKitServer
+from harness.participant import TestParticipant
+from harness.procs import wait_until
+from harness.worker import WorkerHandle, start_worker
 
 pytestmark = pytest.mark.e2e
 

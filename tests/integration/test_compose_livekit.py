@@ -23,10 +23,10 @@ from urllib.parse import urlsplit
 import yaml
 from livekit import api
 
-from tests.support.livekit_server import livekit_server_binary
-from tests.support.ports import free_port
-from tests.support.procs import http_ok, spawn, wait_until
-from tests.support.redis import start_redis
+from harness.livekit_server import livekit_server_binary
+from harness.ports import free_port
+from harness.procs import http_ok, spawn, wait_until
+from harness.redis import start_redis
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE: dict[str, Any] = yaml.safe_load((ROOT / "docker-compose.yml").read_text())

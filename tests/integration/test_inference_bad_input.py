@@ -11,7 +11,7 @@ import aiohttp
 import msgpack
 import pytest
 
-from tests.support.inference_server import (
+from harness.inference_server import (
     FRAME,
     InferenceServer,
     kyutai_pack,

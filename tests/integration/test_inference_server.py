@@ -17,7 +17,7 @@ import msgpack
 import numpy as np
 import pytest
 
-from tests.support.inference_server import InferenceServer, start_inference_server
+from harness.inference_server import InferenceServer, start_inference_server
 
 pytestmark = pytest.mark.timeout(240)
 

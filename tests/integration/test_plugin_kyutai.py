@@ -24,8 +24,8 @@ from livekit.agents.types import USERDATA_TIMED_TRANSCRIPT
 from livekit.agents.utils import is_given
 from livekit.plugins import kyutai
 
-from tests.support.inference_server import InferenceServer, start_inference_server
-from tests.support.speech import read_wav, speech_wav
+from harness.inference_server import InferenceServer, start_inference_server
+from harness.speech import read_wav, speech_wav
 
 SR = 24000
 

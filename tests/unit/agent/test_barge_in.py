@@ -10,8 +10,8 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agent.barge_in import FastBargeIn, OnsetDetector, OnsetOptions
-from agent.metrics import FAST_PAUSES
+from agent.interruptions.barge_in import FastBargeIn, OnsetDetector, OnsetOptions
+from agent.ops.metrics import FAST_PAUSES
 
 RATE = 24000
 BLOCK = RATE // 100

@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import pytest
 from aiohttp import web
 
-from agent.capacity import (
+from agent.ops.capacity import (
     InferenceCapacity,
     Slots,
     combine_slots,

@@ -84,7 +84,7 @@ def test_the_real_file_details() -> None:
 
 
 def test_known_tools_match_the_tools_module() -> None:
-    tools = pytest.importorskip("agent.tools")
+    tools = pytest.importorskip("agent.conversation.tools")
     assert set(tools.TOOLS) == KNOWN_TOOLS
 
 

@@ -10,12 +10,12 @@ import pytest
 from livekit.agents import AgentSession, APIConnectOptions, llm
 from livekit.agents.voice.agent_session import SessionConnectOptions
 
-from agent import history
 from agent.characters import load_characters
-from agent.conversation import APOLOGY, ConversationOptions, KyutaiAgent
-from agent.llm_setup import build_llm
-from agent.tools import SessionState, tools_for
-from tests.support.stub_llm import Reply, StubLLM, ToolCall
+from agent.conversation import history
+from agent.conversation.agent import APOLOGY, ConversationOptions, KyutaiAgent
+from agent.conversation.tools import SessionState, tools_for
+from agent.llm_client import build_llm
+from harness.stub_llm import Reply, StubLLM, ToolCall
 
 
 @pytest.fixture(scope="module")

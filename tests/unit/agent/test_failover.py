@@ -5,7 +5,7 @@ from __future__ import annotations
 from livekit import api
 from livekit.protocol import models
 
-from agent.failover import agent_lost, http_url, needs_agent
+from dispatcher import agent_lost, http_url, needs_agent
 
 AGENT = models.ParticipantInfo.Kind.AGENT
 STANDARD = models.ParticipantInfo.Kind.STANDARD

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from agent import history
-from agent.conversation import BackchannelFilter, SilencePolicy, goodbye_said
-from agent.health import build_info_url, check
-from agent.llm_setup import LLMConfigError, normalize_base_url, pick_model
-from agent.metrics import TurnLatencyTracker
+from agent.conversation import history
+from agent.conversation.silence import SilencePolicy, goodbye_said
+from agent.interruptions.backchannel import BackchannelFilter
+from agent.llm_client import LLMConfigError, normalize_base_url, pick_model
+from agent.ops.health import build_info_url, check
+from agent.ops.metrics import TurnLatencyTracker
 from agent.settings import AgentSettings
-from tests.support.ports import free_port
+from harness.ports import free_port
 
 
 def test_build_info_url() -> None:

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from agent.loadstats import (
+from bench.stats import (
     Histogram,
     format_table,
     histogram_delta,

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from agent.characters import QuizShowInstructions, load_characters, parse_characters
-from agent.prompts import (
+from agent.conversation.prompts import (
     DATA_DIR,
     GOODBYE,
     MAX_SILENT_TURNS,

@@ -1,8 +1,8 @@
 import pytest
 
 from agent.characters import load_characters
-from agent.greeting import greeting_instruction
-from agent.prompts import load_prompt_data
+from agent.conversation.greeting import greeting_instruction
+from agent.conversation.prompts import load_prompt_data
 from agent.room_config import RoomChoice
 
 CHARACTERS = load_characters()

@@ -11,7 +11,7 @@ same agent with the same metadata (the character); LiveKit gives it to a worker 
 full. The webhook is sent once, by the node that hosts the room, so one instance (or several
 behind one URL) does not dispatch twice; a short memory of recent recoveries guards retries.
 
-    python -m agent.failover --host 0.0.0.0 --port 8083    # LIVEKIT_* as for the worker
+    python -m dispatcher --host 0.0.0.0 --port 8083    # LIVEKIT_* as for the worker
     # livekit.yaml:  webhook: {api_key: <LIVEKIT_API_KEY>, urls: [http://failover:8083/webhook]}
 """
 
@@ -149,7 +149,7 @@ def build_app(settings: AgentSettings) -> web.Application:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
-        prog="python -m agent.failover",
+        prog="python -m dispatcher",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -7,7 +7,7 @@ our own; the English and French variants say the same things.
 Contract with the conversation code:
 
 * a user message that is exactly ``SILENCE_MESSAGE`` means the user stayed silent; the prompt
-  asks for a gentle nudge, and for a goodbye after ``MAX_SILENT_TURNS`` in a row;
+  asks for a gentle nudge, and for a goodbye after ``max_silent_turns`` in a row (a setting);
 * to end the conversation the model says a short goodbye ending with ``GOODBYE[language]`` and
   calls the ``end_call`` tool (when the character has it), so both tool-based and text-based
   goodbye detection work.
@@ -32,6 +32,7 @@ from agent.characters import (
     Language,
     QuizShowInstructions,
 )
+from agent.conversation.silence import GOODBYE, SILENCE_MESSAGE
 from agent.room_config import RoomChoice
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
@@ -39,9 +40,6 @@ QUIZ_FILE = "quiz_questions.yaml"
 TUTOR_FILE = "tutor_plans.yaml"
 STARTERS_FILE = "conversation_starters.yaml"
 
-SILENCE_MESSAGE = "..."
-MAX_SILENT_TURNS = 3
-GOODBYE: dict[str, str] = {"en": "Bye!", "fr": "Au revoir !"}
 DEFAULT_QUIZ_QUESTIONS = 5
 
 TimeOfDay = Literal["morning", "afternoon", "evening", "night"]
@@ -687,7 +685,7 @@ def build_system_prompt(
     now: datetime | None = None,
     rng: random.Random | None = None,
     tools: Collection[str] | None = None,
-    max_silent_turns: int = MAX_SILENT_TURNS,
+    max_silent_turns: int,
 ) -> str:
     """The system prompt (the agent's instructions) for a room.
 

@@ -8,7 +8,7 @@ from ``agent.prompts`` still applies. Pure.
 from __future__ import annotations
 
 from agent.characters import ConstantInstructions, QuizShowInstructions
-from agent.prompts import PromptData, level_name, number_words
+from agent.conversation.prompts import PromptData, level_name, number_words
 from agent.room_config import RoomChoice
 
 _OPENING = {

@@ -3,7 +3,7 @@
 It speaks the real wire format (SSE `chat.completion.chunk`s, `[DONE]`, tool-call deltas,
 `GET /v1/models`) so the real `openai` client and livekit-plugins-openai talk to it unchanged.
 Runs on its own thread and event loop, so it answers whatever the test's loop is doing.
-`python -m tests.support.stub_llm --port 8000` runs it standalone for offline development.
+`python -m harness.stub_llm --port 8000` runs it standalone for offline development.
 """
 
 from __future__ import annotations

@@ -22,8 +22,8 @@ from typing import Any, Protocol
 import numpy as np
 from livekit import rtc
 
-from .log import logger
-from .metrics import FAST_PAUSES
+from agent.log import logger
+from agent.ops.metrics import FAST_PAUSES
 
 BLOCK_S = 0.01
 SILENCE_DBFS = -90.0

@@ -11,7 +11,7 @@ from livekit.agents.llm import ChatContext, ChatMessage
 from livekit.agents.utils import is_given
 from livekit.plugins import openai
 
-from .log import logger
+from agent.log import logger
 
 
 class LLMConfigError(RuntimeError):

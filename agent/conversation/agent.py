@@ -4,21 +4,20 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterable, AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Any
 
 from livekit import rtc
 from livekit.agents import Agent, APIError, ModelSettings, llm, stt
 from livekit.agents.llm.utils import ThinkingTokenFilter, strip_thinking_tokens
 
-from . import history
-from .log import logger
-from .metrics import ERRORS
+from agent.conversation import history
+from agent.interruptions.backchannel import BackchannelFilter
+from agent.log import logger
+from agent.ops.metrics import ERRORS
 
 APOLOGY = {
     "en": "Sorry, I lost my train of thought for a moment. Could you say that again?",
     "fr": "Pardon, j'ai perdu le fil un instant. Vous pouvez répéter ?",
 }
-SILENCE_MESSAGE = "..."  # what the LLM sees when the user stayed silent (the prompt explains it)
 
 
 def to_messages(chat_ctx: llm.ChatContext) -> list[history.Message]:
@@ -80,7 +79,6 @@ class ConversationOptions:
     language: str
     greeting_instructions: str
     context_tokens: int
-    max_silent_turns: int = 3
 
 
 class KyutaiAgent(Agent):
@@ -154,72 +152,3 @@ class KyutaiAgent(Agent):
             if self._on_llm_error:
                 self._on_llm_error(exc)
             yield (" " if produced else "") + APOLOGY.get(self._options.language, APOLOGY["en"])
-
-
-class SilencePolicy:
-    """Unmute's silence handling: nudge after each silence, say goodbye after too many.
-
-    Pure state: the session code asks what to do when the user goes quiet.
-    """
-
-    def __init__(self, max_silent_turns: int = 3) -> None:
-        self.max_silent_turns = max_silent_turns
-        self.silent_turns = 0
-
-    def on_user_spoke(self) -> None:
-        self.silent_turns = 0
-
-    def on_silence(self) -> str:
-        """'nudge' or 'goodbye'."""
-        self.silent_turns += 1
-        return "goodbye" if self.silent_turns >= self.max_silent_turns else "nudge"
-
-
-class BackchannelFilter:
-    """Tells a backchannel ("mm-hm", "yeah") said over the agent from a real interruption.
-
-    LiveKit pauses the agent as soon as the user makes a sound and resumes it if no transcript
-    follows; but any final transcript interrupts it for good. So the agent's STT node drops the
-    final transcript of an utterance that overlapped the agent's speech and was short (under
-    `max_s` of speech) or had fewer than `min_words` words: the paused agent then resumes.
-    """
-
-    def __init__(self, max_s: float, min_words: int) -> None:
-        self.max_s = max_s
-        self.min_words = min_words
-        self._overlapping = False
-        self._spoke_for: float | None = None
-
-    def user_started(self, *, agent_speaking: bool) -> None:
-        self._overlapping = agent_speaking
-        self._spoke_for = None
-
-    def user_stopped(self, spoke_for_s: float) -> None:
-        self._spoke_for = spoke_for_s
-
-    def is_backchannel(self, transcript: str) -> bool:
-        if not self._overlapping:
-            return False
-        short = self._spoke_for is not None and self._spoke_for < self.max_s
-        return short or len(transcript.split()) < self.min_words
-
-    def consumed(self) -> None:
-        self._overlapping = False
-
-
-def goodbye_said(text: str) -> bool:
-    """Whether a message ends the conversation (Unmute hangs up on a reply ending in 'bye!')."""
-    words = "".join(c if c.isalnum() or c.isspace() else " " for c in text.lower()).split()
-    tail = words[-4:]
-    return any(w in ("bye", "goodbye", "revoir", "ciao") for w in tail)
-
-
-def silence_reply_kwargs(action: str, language: str) -> dict[str, Any]:
-    if action == "goodbye":
-        text = (
-            "L'utilisateur ne répond plus. Dis au revoir brièvement."
-            if language == "fr"
-            else "The user has stayed silent several times. Say a brief goodbye."
-        )
-        return {"user_input": SILENCE_MESSAGE, "instructions": text}
-    return {"user_input": SILENCE_MESSAGE}

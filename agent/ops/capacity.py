@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from .log import logger
+from agent.log import logger
 
 ENGINES = ("stt", "tts")
 # Gauges of the inference server (inference/metrics.py).

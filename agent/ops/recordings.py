@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .log import logger
+from agent.log import logger
 
 OPT_OUT_ATTRIBUTE = "kyutai.recording"
 OPT_OUT_VALUES = frozenset({"off", "false", "0", "no", "opt-out"})

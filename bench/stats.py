@@ -1,4 +1,4 @@
-"""Statistics for the load test (agent/loadtest.py): pure functions, no I/O.
+"""Statistics for the load test (bench/loadtest.py): pure functions, no I/O.
 
 - `summarize`: count, mean, p50, p90, p99 of measured values (linear interpolation between
   order statistics, as numpy's default percentile).

@@ -11,8 +11,8 @@ from urllib.parse import urlsplit, urlunsplit
 import aiohttp
 from aiohttp import web
 
-from .log import logger
-from .settings import AgentSettings
+from agent.log import logger
+from agent.settings import AgentSettings
 
 PROBE_TIMEOUT_S = 2.0
 
@@ -33,7 +33,7 @@ async def _probe(http: aiohttp.ClientSession, url: str, headers: dict[str, str])
 
 
 async def check(settings: AgentSettings) -> dict[str, bool]:
-    from .llm_setup import normalize_base_url
+    from agent.llm_client import normalize_base_url
 
     llm_headers = {}
     if settings.llm_api_key:

@@ -1,6 +1,6 @@
 """Latency of kyutai.STT and kyutai.TTS through the plugins against a Kyutai server.
 
-    uv run python scripts/bench_plugin_latency.py --turns 10 [--url ws://host:8089] [--out x.json]
+    uv run python bench/plugin_latency.py --turns 10 [--url ws://host:8089] [--out x.json]
 
 Without --url a local inference server with the tiny models is started (numbers then measure the
 plugin and protocol overhead, not real models). Per turn:
@@ -98,7 +98,7 @@ async def tts_turn(model: kyutai.TTS, text: str) -> float:
 
 
 async def run(url: str, turns: int) -> dict[str, Any]:
-    from tests.support.speech import read_wav, speech_wav
+    from harness.speech import read_wav, speech_wav
 
     samples, sr = read_wav(speech_wav("Can you tell me what time it is?", trail_silence_s=2.5))
     assert sr == SR
@@ -135,7 +135,7 @@ def main() -> None:
     server = None
     url = args.url
     if url is None:
-        from tests.support.inference_server import start_inference_server
+        from harness.inference_server import start_inference_server
 
         server = start_inference_server(Path(tempfile.mkdtemp(prefix="kyutai-bench-")))
         url = server.url

@@ -1,7 +1,7 @@
 """Load test: N simulated users talk with the agent at once, each in its own LiveKit room.
 
-    python -m agent.loadtest --users 1,4,8 --turns 5 --json out.json --plot out.png
-    python -m agent.loadtest --spawn-stack --users 4 --turns 3      # self-contained, local
+    python -m bench.loadtest --users 1,4,8 --turns 5 --json out.json --plot out.png
+    python -m bench.loadtest --spawn-stack --users 4 --turns 3      # self-contained, local
 
 Every user is a real LiveKit participant (livekit rtc SDK) whose token dispatches the agent
 (RoomConfiguration). It waits for the agent's greeting, then for each turn speaks an
@@ -512,10 +512,10 @@ def spawn_stack(log_dir: Path, slots: int, max_jobs: int) -> Iterator[Stack]:
     ports, stopped on exit. Uses the test-suite helpers (tests/support) on purpose: this
     path only runs from a repository checkout."""
     sys.path.insert(0, str(ROOT))
-    from tests.support.inference_server import start_inference_server
-    from tests.support.livekit_server import start_livekit_server
-    from tests.support.stub_llm import StubLLM
-    from tests.support.worker import start_worker, tiny_stack_env
+    from harness.inference_server import start_inference_server
+    from harness.livekit_server import start_livekit_server
+    from harness.stub_llm import StubLLM
+    from harness.worker import start_worker, tiny_stack_env
 
     with ExitStack() as stack:
         print(
@@ -547,7 +547,7 @@ def spawn_stack(log_dir: Path, slots: int, max_jobs: int) -> Iterator[Stack]:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m agent.loadtest",
+        prog="python -m bench.loadtest",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

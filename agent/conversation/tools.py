@@ -12,7 +12,7 @@ from typing import Any
 from livekit.agents import RunContext, function_tool, get_job_context
 from livekit.agents.llm import FunctionTool
 
-from .log import logger
+from agent.log import logger
 
 
 @dataclass

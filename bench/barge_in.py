@@ -1,6 +1,6 @@
 """Barge-in latency: the user's first sound → the agent's audio stops, at the listener.
 
-    uv run python scripts/bench_barge_in.py --rounds 5 --json docs/barge-in.json
+    uv run python bench/barge_in.py --rounds 5 --json docs/barge-in.json
 
 Starts livekit-server, the tiny inference server, the stub LLM and two agent workers on free
 loopback ports: one with the fast barge-in gate (`KYUTAI_FAST_BARGE_IN=true`, the default) and
@@ -28,13 +28,13 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from agent.loadstats import summarize  # noqa: E402
-from tests.support.inference_server import start_inference_server  # noqa: E402
-from tests.support.livekit_server import LiveKitServer, start_livekit_server  # noqa: E402
-from tests.support.participant import TestParticipant, make_token  # noqa: E402
-from tests.support.speech import speech_wav  # noqa: E402
-from tests.support.stub_llm import Reply, StubLLM  # noqa: E402
-from tests.support.worker import start_worker, tiny_stack_env  # noqa: E402
+from bench.stats import summarize  # noqa: E402
+from harness.inference_server import start_inference_server  # noqa: E402
+from harness.livekit_server import LiveKitServer, start_livekit_server  # noqa: E402
+from harness.participant import TestParticipant, make_token  # noqa: E402
+from harness.speech import speech_wav  # noqa: E402
+from harness.stub_llm import Reply, StubLLM  # noqa: E402
+from harness.worker import start_worker, tiny_stack_env  # noqa: E402
 
 PHRASES = (
     "Stop, stop! Let us talk about the moon instead.",

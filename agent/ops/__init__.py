@@ -1,0 +1,1 @@
+"""How the worker is run and watched: capacity, health, metrics, recordings."""

@@ -1,0 +1,1 @@
+"""python -m dispatcher: dispatches the agent again into rooms whose worker died."""
