@@ -17,6 +17,7 @@ from pydantic import ValidationError
 
 from agent.settings import AgentSettings
 from agent.worker import build_server
+from catalog.validation import validation_problems
 
 NEEDS_LIVEKIT = {"dev", "start", "connect"}
 
@@ -25,10 +26,7 @@ def main() -> None:
     try:
         settings = AgentSettings()
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
-        )
-        sys.exit(f"agent: invalid configuration: {problems}")
+        sys.exit(f"agent: invalid configuration: {'; '.join(validation_problems(exc))}")
 
     for warning in settings.unsupported_settings():
         print(f"agent: warning: {warning}", file=sys.stderr)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -15,7 +16,51 @@ DEV_API_SECRET = "secret"
 MIN_SECRET_LENGTH = 32
 
 
+@dataclass(frozen=True)
+class InterruptionSettings:
+    """When the agent's turn ends and when it yields to the user."""
+
+    turn_detection: Literal["stt", "vad"]
+    vad_min_silence_s: float
+    min_endpointing_delay_s: float
+    min_interruption_s: float
+    min_interruption_words: int
+    backchannel_max_s: float
+    fast_barge_in: bool
+    fast_barge_in_margin_db: float
+    false_interruption_timeout_s: float
+
+
+@dataclass(frozen=True)
+class ConversationSettings:
+    """What the agent says and for how long it waits for the user."""
+
+    characters_file: Path
+    context_tokens: int
+    silence_timeout_s: float
+    max_silent_turns: int
+    recordings_dir: Path | None
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    """Where the models are: Kyutai STT/TTS servers and the OpenAI-compatible LLM."""
+
+    stt_urls: list[str]
+    tts_urls: list[str]
+    kyutai_api_key: str
+    llm_url: str
+    llm_model: str | None
+    llm_api_key: str | None
+    llm_timeout_s: float
+    llm_first_temperature: float
+    llm_temperature: float
+
+
 class AgentSettings(BaseSettings):
+    """Every variable the worker reads, flat, under the documented names (Unmute's included);
+    the views below group them for the code that uses them."""
+
     model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
 
     livekit_url: str = Field(
@@ -89,7 +134,6 @@ class AgentSettings(BaseSettings):
         description="port of the worker's Prometheus metrics; unset = off",
         validation_alias="AGENT_PROMETHEUS_PORT",
     )
-    # Warm job processes kept ready, so a new room does not wait for a process to start.
     num_idle_processes: int = Field(
         1,
         ge=0,
@@ -97,12 +141,10 @@ class AgentSettings(BaseSettings):
         description="warm job processes kept ready for new rooms",
         validation_alias="AGENT_NUM_IDLE_PROCESSES",
     )
-    # Conversations one worker runs at once; the worker reports itself full at
-    # AGENT_LOAD_THRESHOLD x AGENT_MAX_JOBS (see capacity.py).
     max_jobs: int = Field(
         16,
         ge=1,
-        description="conversations one worker runs at once",
+        description="conversations one worker runs at once (see agent/ops/capacity.py)",
         validation_alias="AGENT_MAX_JOBS",
     )
     load_threshold: float = Field(
@@ -112,7 +154,6 @@ class AgentSettings(BaseSettings):
         description="fraction of AGENT_MAX_JOBS at which the worker reports itself full",
         validation_alias="AGENT_LOAD_THRESHOLD",
     )
-    # Seconds a draining worker (SIGTERM) lets running conversations finish.
     drain_timeout_s: int = Field(
         600,
         ge=0,
@@ -263,6 +304,44 @@ class AgentSettings(BaseSettings):
         description="accept LiveKit's development keys outside `python -m agent dev`",
         validation_alias="KYUTAI_DEV_MODE",
     )
+
+    @property
+    def interruptions(self) -> InterruptionSettings:
+        return InterruptionSettings(
+            turn_detection=self.turn_detection,
+            vad_min_silence_s=self.vad_min_silence_s,
+            min_endpointing_delay_s=self.min_endpointing_delay_s,
+            min_interruption_s=self.min_interruption_s,
+            min_interruption_words=self.min_interruption_words,
+            backchannel_max_s=self.backchannel_max_s,
+            fast_barge_in=self.fast_barge_in,
+            fast_barge_in_margin_db=self.fast_barge_in_margin_db,
+            false_interruption_timeout_s=self.false_interruption_timeout_s,
+        )
+
+    @property
+    def conversation(self) -> ConversationSettings:
+        return ConversationSettings(
+            characters_file=self.characters_file,
+            context_tokens=self.context_tokens,
+            silence_timeout_s=self.silence_timeout_s,
+            max_silent_turns=self.max_silent_turns,
+            recordings_dir=self.recordings_dir,
+        )
+
+    @property
+    def models(self) -> ModelSettings:
+        return ModelSettings(
+            stt_urls=self.stt_urls,
+            tts_urls=self.tts_urls,
+            kyutai_api_key=self.kyutai_api_key.get_secret_value(),
+            llm_url=self.llm_url,
+            llm_model=self.llm_model,
+            llm_api_key=self.llm_api_key.get_secret_value() if self.llm_api_key else None,
+            llm_timeout_s=self.llm_timeout_s,
+            llm_first_temperature=self.llm_first_temperature,
+            llm_temperature=self.llm_temperature,
+        )
 
     @property
     def stt_urls(self) -> list[str]:

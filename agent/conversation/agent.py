@@ -10,7 +10,7 @@ from livekit.agents import Agent, APIError, ModelSettings, llm, stt
 from livekit.agents.llm.utils import ThinkingTokenFilter, strip_thinking_tokens
 
 from agent.conversation import history
-from agent.interruptions.backchannel import BackchannelFilter
+from agent.interruptions import Interruptions
 from agent.log import logger
 from agent.ops.metrics import ERRORS
 
@@ -88,15 +88,11 @@ class KyutaiAgent(Agent):
         instructions: str,
         tools: list[llm.FunctionTool],
         options: ConversationOptions,
-        backchannels: BackchannelFilter | None = None,
-        on_llm_error: Callable[[BaseException], None] | None = None,
-        on_user_audio: Callable[[rtc.AudioFrame], None] | None = None,
+        interruptions: Interruptions | None = None,
     ) -> None:
         super().__init__(instructions=instructions, tools=tools)  # type: ignore[arg-type]
         self._options = options
-        self._backchannels = backchannels
-        self._on_llm_error = on_llm_error
-        self._on_user_audio = on_user_audio
+        self._interruptions = interruptions
 
     async def on_enter(self) -> None:
         # The agent speaks first, as in Unmute: a short greeting written by the LLM.
@@ -105,21 +101,13 @@ class KyutaiAgent(Agent):
     async def stt_node(
         self, audio: AsyncIterable[rtc.AudioFrame], model_settings: ModelSettings
     ) -> AsyncIterable[stt.SpeechEvent | str]:
-        if self._on_user_audio is not None:
-            audio = _observed(audio, self._on_user_audio)
+        if self._interruptions is None:
+            async for plain in Agent.default.stt_node(self, audio, model_settings):
+                yield plain
+            return
+        audio = _observed(audio, self._interruptions.on_user_audio)
         events = Agent.default.stt_node(self, audio, model_settings)
-        async for event in events:
-            if (
-                self._backchannels is not None
-                and isinstance(event, stt.SpeechEvent)
-                and event.type == stt.SpeechEventType.FINAL_TRANSCRIPT
-            ):
-                text = event.alternatives[0].text if event.alternatives else ""
-                if self._backchannels.is_backchannel(text):
-                    logger.info("backchannel %r over the agent: not an interruption", text)
-                    self._backchannels.consumed()
-                    continue
-                self._backchannels.consumed()
+        async for event in self._interruptions.filter_transcripts(events):
             yield event
 
     async def llm_node(
@@ -149,6 +137,4 @@ class KyutaiAgent(Agent):
         except (APIError, TimeoutError) as exc:
             ERRORS.labels(stage="llm").inc()
             logger.warning("LLM failed (%s); apologising and carrying on", exc)
-            if self._on_llm_error:
-                self._on_llm_error(exc)
             yield (" " if produced else "") + APOLOGY.get(self._options.language, APOLOGY["en"])

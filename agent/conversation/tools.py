@@ -1,18 +1,25 @@
-"""Function tools the characters may use, grouped so each character gets its own set."""
+"""Function tools the characters may use, grouped so each character gets its own set.
+
+The names a character may list live in the catalogue (``catalog.characters.KNOWN_TOOLS``);
+importing this module fails if the registry below offers other names.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import datetime
 import zoneinfo
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
-from livekit.agents import RunContext, function_tool, get_job_context
+from livekit.agents import RunContext, function_tool
 from livekit.agents.llm import FunctionTool
 
 from agent.log import logger
+from catalog.characters import DEFAULT_TOOLS, KNOWN_TOOLS
+
+# How long the stand-in course-notes lookup takes: long enough for its filler to be heard.
+LOOKUP_SECONDS = 1.5
 
 
 @dataclass
@@ -24,11 +31,10 @@ class LearnerRecord:
 
 @dataclass
 class SessionState:
-    """What tools remember during one conversation (also written to the transcript file)."""
+    """What tools remember during one conversation."""
 
     timezone: str = "UTC"
     answers: list[LearnerRecord] = field(default_factory=list)
-    end_requested: bool = False
     now: Callable[[], datetime.datetime] = field(
         default=lambda: datetime.datetime.now(datetime.UTC)
     )
@@ -57,7 +63,6 @@ async def current_time(context: RunContext[SessionState]) -> str:
 @function_tool
 async def end_call(context: RunContext[SessionState]) -> str:
     """End the conversation. Call it after you have said goodbye, when the user wants to stop."""
-    context.userdata.end_requested = True
     # Let the goodbye finish playing before the room is left.
     context.session.shutdown(drain=True)
     return "The call is ending."
@@ -103,17 +108,8 @@ async def look_up_definition(context: RunContext[SessionState], term: str) -> st
     """
     # A stand-in for a slow knowledge-base call: the filler keeps the user company meanwhile.
     async with context.with_filler("Let me check my notes.", delay=0.5):
-        await asyncio.sleep(_lookup_seconds())
+        await asyncio.sleep(LOOKUP_SECONDS)
     return f"No course notes mention '{term}'; explain it from your own knowledge, briefly."
-
-
-def _lookup_seconds() -> float:
-    try:
-        job = get_job_context()
-    except RuntimeError:
-        return 1.5
-    meta: dict[str, Any] = job.proc.userdata.get("tool_latency", {})
-    return float(meta.get("lookup", 1.5))
 
 
 TOOLS: dict[str, FunctionTool] = {
@@ -123,7 +119,19 @@ TOOLS: dict[str, FunctionTool] = {
     "learner_progress": learner_progress,
     "look_up_definition": look_up_definition,
 }
-DEFAULT_TOOLS = ("current_time", "end_call")
+
+
+def check_registry(registry: Mapping[str, FunctionTool]) -> None:
+    """Raise ``RuntimeError`` unless ``registry`` offers exactly the catalogue's tool names."""
+    missing, extra = sorted(KNOWN_TOOLS - set(registry)), sorted(set(registry) - KNOWN_TOOLS)
+    if missing or extra:
+        raise RuntimeError(
+            f"the tool registry does not match catalog.characters.KNOWN_TOOLS: "
+            f"missing {missing}, not in the catalogue {extra}"
+        )
+
+
+check_registry(TOOLS)
 
 
 def tools_for(names: list[str] | tuple[str, ...]) -> list[FunctionTool]:

@@ -95,6 +95,14 @@ def _block_levels(data: np.ndarray, block: int) -> list[float]:
     return [10 * math.log10(p) if p > 1e-9 else SILENCE_DBFS for p in power]
 
 
+def mono_samples(frame: rtc.AudioFrame) -> np.ndarray:
+    """The first channel of an int16 frame as float samples in [-1, 1]."""
+    data = np.frombuffer(frame.data, dtype=np.int16)
+    if frame.num_channels > 1:
+        data = data[:: frame.num_channels]
+    return data.astype(np.float32) / 32768.0
+
+
 class PausableOutput(Protocol):
     def pause(self) -> None: ...
     def resume(self) -> None: ...
@@ -114,10 +122,10 @@ class SpeechState(Protocol):
 class FastBargeIn:
     """Provisional pauses of the agent's output on user onsets, lifted unless confirmed.
 
-    `attach(output, sink)` once the session runs: `output` is the session's audio output (the
-    top of its chain, which the framework pauses), `sink` the room output at its end, whose
-    pause/resume calls are watched: a pause by anyone else after ours means LiveKit took the
-    interruption over, and the gate leaves the resume to it.
+    `attach(output)` once the session runs: `output` is the session's audio output (the top of
+    its chain, which the framework pauses). The room output at its end reports every pause and
+    resume to `on_sink_pause` / `on_sink_resume` (see room_output.py): a pause by anyone else
+    after ours means LiveKit took the interruption over, and the gate leaves the resume to it.
     """
 
     def __init__(
@@ -140,28 +148,23 @@ class FastBargeIn:
         self._timer: asyncio.TimerHandle | None = None
         self._spent_on: object | None = None  # the reply a false onset already paused
 
-    def attach(self, output: PausableOutput, sink: Any) -> None:
+    def attach(self, output: PausableOutput) -> None:
+        """Start gating `output`; until then onsets only teach the detector the noise floor."""
         self._output = output
-        original_pause, original_resume = sink.pause, sink.resume
 
-        def pause() -> None:
-            original_pause()
-            if not self._own_call and self._paused:
-                self._taken_over = True  # the VAD confirmed: LiveKit owns the pause now
+    def on_sink_pause(self) -> None:
+        """The room output was paused (by us or anyone)."""
+        if not self._own_call and self._paused:
+            self._taken_over = True  # the VAD confirmed: LiveKit owns the pause now
 
-        def resume() -> None:
-            original_resume()
-            if not self._own_call and self._paused and not self._taken_over:
-                self._on_foreign_resume()
-
-        sink.pause, sink.resume = pause, resume
+    def on_sink_resume(self) -> None:
+        """The room output was resumed (by us or anyone)."""
+        if not self._own_call and self._paused and not self._taken_over:
+            self._on_foreign_resume()
 
     def on_frame(self, frame: rtc.AudioFrame) -> None:
         """A frame of the user's track (int16 PCM, as the room delivers it)."""
-        data = np.frombuffer(frame.data, dtype=np.int16)
-        if frame.num_channels > 1:
-            data = data[:: frame.num_channels]
-        self.on_user_audio(data.astype(np.float32) / 32768.0, frame.sample_rate)
+        self.on_user_audio(mono_samples(frame), frame.sample_rate)
 
     def on_user_audio(self, samples: np.ndarray, sample_rate: int) -> None:
         if self.detector.push(samples, sample_rate) and self._may_pause():

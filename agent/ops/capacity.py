@@ -21,9 +21,9 @@ import urllib.request
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 from agent.log import logger
+from agent.ops.urls import http_endpoint
 
 ENGINES = ("stt", "tts")
 # Gauges of the inference server (inference/metrics.py).
@@ -95,14 +95,6 @@ def worker_load(
     return load
 
 
-def metrics_url(service_url: str) -> str:
-    """http(s)://host:port/metrics of a Kyutai server given as ws(s):// or http(s):// URL."""
-    parts = urlsplit(service_url.strip())
-    scheme = {"ws": "http", "wss": "https"}.get(parts.scheme, parts.scheme or "http")
-    path = parts.path if parts.path.endswith("/metrics") else "/metrics"
-    return f"{scheme}://{parts.netloc}{path}"
-
-
 def fetch_slots(url: str, timeout_s: float) -> dict[str, Slots] | None:
     """The slot gauges at `url`, or None when they can't be read."""
     try:
@@ -133,7 +125,9 @@ class InferenceCapacity:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._engine_urls = {
-            engine: [metrics_url(u) for u in urls] for engine, urls in engine_urls.items() if urls
+            engine: [http_endpoint(u, "/metrics") for u in urls]
+            for engine, urls in engine_urls.items()
+            if urls
         }
         n_urls = len({u for us in self._engine_urls.values() for u in us})
         # Older than a few polls (each may wait `timeout_s` per server): the poller is stuck.

@@ -6,22 +6,16 @@ Served by the worker as `GET /health` on AGENT_STATUS_PORT: `{stt_up, tts_up, ll
 from __future__ import annotations
 
 import asyncio
-from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 from aiohttp import web
 
+from agent.llm_client import normalize_base_url
 from agent.log import logger
+from agent.ops.urls import http_endpoint
 from agent.settings import AgentSettings
 
 PROBE_TIMEOUT_S = 2.0
-
-
-def build_info_url(ws_url: str) -> str:
-    """http(s)://host:port/api/build_info for a ws(s):// Kyutai server URL."""
-    parts = urlsplit(ws_url.strip())
-    scheme = {"ws": "http", "wss": "https"}.get(parts.scheme, parts.scheme)
-    return urlunsplit((scheme, parts.netloc, "/api/build_info", "", ""))
 
 
 async def _probe(http: aiohttp.ClientSession, url: str, headers: dict[str, str]) -> bool:
@@ -33,8 +27,6 @@ async def _probe(http: aiohttp.ClientSession, url: str, headers: dict[str, str])
 
 
 async def check(settings: AgentSettings) -> dict[str, bool]:
-    from agent.llm_client import normalize_base_url
-
     llm_headers = {}
     if settings.llm_api_key:
         llm_headers["Authorization"] = f"Bearer {settings.llm_api_key.get_secret_value()}"
@@ -49,7 +41,9 @@ async def check(settings: AgentSettings) -> dict[str, bool]:
 
 
 async def _any_up(http: aiohttp.ClientSession, urls: list[str]) -> bool:
-    results = await asyncio.gather(*(_probe(http, build_info_url(u), {}) for u in urls))
+    results = await asyncio.gather(
+        *(_probe(http, http_endpoint(u, "/api/build_info"), {}) for u in urls)
+    )
     return any(results)
 
 

@@ -1,9 +1,9 @@
 """docker-compose.yml's livekit service boots the real livekit-server, and its webhook reaches
-the failover service signed with the deployment's key.
+the dispatcher signed with the deployment's key.
 
 There is no Docker engine here: the test takes the service's command and environment from the
 compose file, fills in the variables as compose would, points the compose names (redis,
-failover) and the ports at loopback, and runs the pinned livekit-server binary with them.
+dispatcher) and the ports at loopback, and runs the pinned livekit-server binary with them.
 (The dev `livekit.yaml`, mounted there before, made the server exit at start-up: "api_key is
 required to use webhooks", its webhook key being `devkey`.)
 """
@@ -48,7 +48,7 @@ def interpolate(text: str, values: dict[str, str]) -> str:
 
 
 class WebhookSink:
-    """Stands where the failover service listens: keeps each request's body and signature."""
+    """Stands where the dispatcher listens: keeps each request's body and signature."""
 
     def __init__(self) -> None:
         self.requests: list[tuple[str, str]] = []
@@ -82,7 +82,7 @@ def exposed_ports(service: dict[str, Any]) -> set[int]:
     return {int(str(p).split("/")[0]) for p in service.get("expose", [])}
 
 
-async def test_compose_livekit_boots_and_signs_webhooks_for_failover(artifacts_dir: Path) -> None:
+async def test_compose_livekit_boots_and_signs_webhooks_for_the_dispatcher(artifacts_dir: Path) -> None:
     services = COMPOSE["services"]
     service = services["livekit"]
     key, secret = "deploykey", secrets.token_hex(24)
@@ -91,15 +91,15 @@ async def test_compose_livekit_boots_and_signs_webhooks_for_failover(artifacts_d
     assert environment["LIVEKIT_KEYS"] == f"{key}: {secret}"
     config = yaml.safe_load(environment["LIVEKIT_CONFIG"])
 
-    # as written: Redis and the failover service by their compose names, the deployment's key
+    # as written: Redis and the dispatcher by their compose names, the deployment's key
     assert config["redis"]["address"].split(":")[0] in services
     assert config["webhook"]["api_key"] == key
     (hook,) = config["webhook"]["urls"]
     target = urlsplit(hook)
-    assert target.hostname == "failover" and target.port in exposed_ports(services["failover"])
-    assert "livekit" in services["failover"]["depends_on"]
+    assert target.hostname == "dispatcher" and target.port in exposed_ports(services["dispatcher"])
+    assert "livekit" in services["dispatcher"]["depends_on"]
 
-    # on loopback: a real Redis, a sink where failover would be, free ports
+    # on loopback: a real Redis, a sink where the dispatcher would be, free ports
     logs = artifacts_dir / "logs"
     redis = start_redis(logs, "redis-compose")
     sink = WebhookSink()
@@ -126,7 +126,7 @@ async def test_compose_livekit_boots_and_signs_webhooks_for_failover(artifacts_d
             await lkapi.room.create_room(api.CreateRoomRequest(name="compose-check"))
         finally:
             await lkapi.aclose()
-        assert await asyncio.to_thread(sink.wait, 15), "no webhook reached the failover URL"
+        assert await asyncio.to_thread(sink.wait, 15), "no webhook reached the dispatcher URL"
         body, auth = sink.requests[0]
         event = api.WebhookReceiver(api.TokenVerifier(key, secret)).receive(body, auth)
         assert event.event == "room_started" and event.room.name == "compose-check"

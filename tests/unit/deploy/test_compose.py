@@ -16,6 +16,7 @@ import yaml
 from pydantic_settings import BaseSettings
 
 from agent.settings import AgentSettings
+from dispatcher.settings import DispatcherSettings
 from inference.settings import Settings as InferenceSettings
 from tokens.settings import Settings as TokenSettings
 
@@ -46,6 +47,7 @@ def env_names(settings_cls: type[BaseSettings]) -> set[str]:
 
 PROCESS_SETTINGS: dict[str, type[BaseSettings]] = {
     "agent": AgentSettings,
+    "dispatcher": DispatcherSettings,
     "inference": InferenceSettings,
     "tokens": TokenSettings,
 }

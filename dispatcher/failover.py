@@ -10,15 +10,10 @@ leave or the room ending) and a person is still in the room, it creates a new di
 same agent with the same metadata (the character); LiveKit gives it to a worker that is not
 full. The webhook is sent once, by the node that hosts the room, so one instance (or several
 behind one URL) does not dispatch twice; a short memory of recent recoveries guards retries.
-
-    python -m dispatcher --host 0.0.0.0 --port 8083    # LIVEKIT_* as for the worker
-    # livekit.yaml:  webhook: {api_key: <LIVEKIT_API_KEY>, urls: [http://failover:8083/webhook]}
 """
 
 from __future__ import annotations
 
-import argparse
-import asyncio
 import time
 from dataclasses import dataclass, field
 
@@ -26,8 +21,7 @@ from aiohttp import web
 from livekit import api
 from livekit.protocol import models
 
-from .log import logger
-from .settings import AgentSettings
+from dispatcher.log import logger
 
 AGENT_NAME_ATTRIBUTE = "lk.agent.name"
 # Reasons an agent leaves on purpose, or with its room: nothing to recover.
@@ -65,10 +59,6 @@ def needs_agent(participants: list[models.ParticipantInfo], agent_name: str) -> 
         and p.attributes.get(AGENT_NAME_ATTRIBUTE, agent_name) == agent_name
     ]
     return bool(people) and not ours
-
-
-def http_url(url: str) -> str:
-    return url.replace("ws://", "http://", 1).replace("wss://", "https://", 1)
 
 
 @dataclass
@@ -115,56 +105,3 @@ class Failover:
         except Exception:  # answer anyway: LiveKit does not need to retry our failure
             logger.exception("failover for room %s failed", event.room.name)
         return web.Response(text="ok")
-
-
-def build_app(settings: AgentSettings) -> web.Application:
-    if not settings.livekit_api_key or settings.livekit_api_secret is None:
-        raise SystemExit("LIVEKIT_API_KEY and LIVEKIT_API_SECRET must be set")
-    key, secret = settings.livekit_api_key, settings.livekit_api_secret.get_secret_value()
-    app = web.Application()
-    state: dict[str, Failover] = {}
-
-    async def start(_app: web.Application) -> None:
-        state["failover"] = Failover(
-            api.LiveKitAPI(http_url(settings.livekit_url), key, secret),
-            settings.agent_name,
-            api.WebhookReceiver(api.TokenVerifier(key, secret)),
-        )
-
-    async def stop(_app: web.Application) -> None:
-        await state["failover"].lkapi.aclose()
-
-    async def webhook(request: web.Request) -> web.Response:
-        return await state["failover"].handle(request)
-
-    async def health(_request: web.Request) -> web.Response:
-        return web.Response(text="ok")
-
-    app.on_startup.append(start)
-    app.on_cleanup.append(stop)
-    app.router.add_post("/webhook", webhook)
-    app.router.add_get("/", health)
-    return app
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        prog="python -m dispatcher",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("--host", default="0.0.0.0")
-    parser.add_argument("--port", type=int, default=8083)
-    args = parser.parse_args(argv)
-    settings = AgentSettings()
-    web.run_app(
-        build_app(settings),
-        host=args.host,
-        port=args.port,
-        print=None,
-        loop=asyncio.new_event_loop(),
-    )
-
-
-if __name__ == "__main__":
-    main()

@@ -16,10 +16,10 @@ from agent.ops.capacity import (
     fetch_slots,
     job_load,
     make_load_fnc,
-    metrics_url,
     parse_slot_gauges,
     worker_load,
 )
+from agent.ops.urls import http_endpoint
 from agent.settings import AgentSettings
 from inference.metrics import Metrics
 
@@ -87,12 +87,14 @@ def test_worker_load_is_the_busiest_resource(
     assert worker_load(jobs, max_jobs, inference) == pytest.approx(expected)
 
 
-def test_metrics_url_from_service_urls() -> None:
-    assert metrics_url("ws://inference:8089") == "http://inference:8089/metrics"
-    assert metrics_url("wss://gpu.example.com/api/asr-streaming") == (
+def test_metrics_endpoint_from_service_urls() -> None:
+    assert http_endpoint("ws://inference:8089", "/metrics") == "http://inference:8089/metrics"
+    assert http_endpoint("wss://gpu.example.com/api/asr-streaming", "/metrics") == (
         "https://gpu.example.com/metrics"
     )
-    assert metrics_url("http://10.0.0.2:9000/metrics") == "http://10.0.0.2:9000/metrics"
+    assert (
+        http_endpoint("http://10.0.0.2:9000/metrics", "/metrics") == "http://10.0.0.2:9000/metrics"
+    )
 
 
 def test_poller_sums_servers_per_engine_and_never_blocks() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from livekit import api
 from livekit.protocol import models
 
-from dispatcher import agent_lost, http_url, needs_agent
+from dispatcher.failover import agent_lost, needs_agent
 
 AGENT = models.ParticipantInfo.Kind.AGENT
 STANDARD = models.ParticipantInfo.Kind.STANDARD
@@ -54,8 +54,3 @@ def test_needs_agent_only_with_a_person_and_no_agent() -> None:
     assert needs_agent([person], "kyutai-agent")
     assert not needs_agent([person, agent], "kyutai-agent")
     assert not needs_agent([], "kyutai-agent")
-
-
-def test_http_url() -> None:
-    assert http_url("ws://livekit:7880") == "http://livekit:7880"
-    assert http_url("wss://lk.example.com") == "https://lk.example.com"

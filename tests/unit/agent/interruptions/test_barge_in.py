@@ -10,6 +10,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from agent.interruptions import room_output
 from agent.interruptions.barge_in import FastBargeIn, OnsetDetector, OnsetOptions
 from agent.ops.metrics import FAST_PAUSES
 
@@ -160,7 +161,8 @@ def loud(seconds: float = 0.05) -> np.ndarray:
 def gate(hold_s: float = 0.05) -> tuple[FastBargeIn, FakeSession, FakeChain]:
     session, chain = FakeSession(), FakeChain()
     fast = FastBargeIn(session, hold_s=hold_s)
-    fast.attach(chain, chain.sink)
+    fast.attach(chain)
+    room_output.observe(chain.sink, on_pause=fast.on_sink_pause, on_resume=fast.on_sink_resume)
     fast.on_user_audio(silence(0.3), RATE)  # the noise floor
     return fast, session, chain
 

@@ -1,274 +1,47 @@
-"""The system prompt for a room: fixed sections about speaking, plus the character's own part.
+"""Every word the agent is told to say or to follow, in English and in French.
 
-Pure: ``build_system_prompt`` takes the clock and the random generator as arguments, and
-``load_prompt_data`` reads the data files (``agent/data``) once at start-up. Every text here is
-our own; the English and French variants say the same things.
-
-Contract with the conversation code:
-
-* a user message that is exactly ``SILENCE_MESSAGE`` means the user stayed silent; the prompt
-  asks for a gentle nudge, and for a goodbye after ``max_silent_turns`` in a row (a setting);
-* to end the conversation the model says a short goodbye ending with ``GOODBYE[language]`` and
-  calls the ``end_call`` tool (when the character has it), so both tool-based and text-based
-  goodbye detection work.
+Prose only: ``agent/conversation/prompt.py`` picks these texts and fills in their ``{fields}``.
+The two languages say the same things; a field missing in one of them fails at import (each
+``Texts`` needs every field). Greetings are here too: ``greeting`` opens the first turn, and each
+instruction type adds its ``greet_<type>`` follow-up.
 """
 
 from __future__ import annotations
 
-import random
-from collections.abc import Collection, Mapping
 from dataclasses import dataclass
-from datetime import datetime
-from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
-
-from agent.characters import (
-    Character,
-    CharacterSet,
-    ConstantInstructions,
-    Language,
-    QuizShowInstructions,
-)
-from agent.conversation.silence import GOODBYE, SILENCE_MESSAGE
-from agent.room_config import RoomChoice
-
-DATA_DIR = Path(__file__).resolve().parent / "data"
-QUIZ_FILE = "quiz_questions.yaml"
-TUTOR_FILE = "tutor_plans.yaml"
-STARTERS_FILE = "conversation_starters.yaml"
-
-DEFAULT_QUIZ_QUESTIONS = 5
+from livekit.plugins.kyutai.numbers import cardinal
 
 TimeOfDay = Literal["morning", "afternoon", "evening", "night"]
 
-
-class PromptDataError(ValueError):
-    """A prompt data file is missing or malformed, or does not cover the characters."""
-
-
-# --- data files ---------------------------------------------------------------------------------
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class QuizQuestion(_Strict):
-    q: str = Field(min_length=1)
-    a: str = Field(min_length=1)
-
-    @property
-    def question(self) -> str:
-        return self.q
-
-    @property
-    def answer(self) -> str:
-        return self.a
-
-
-class LevelPlan(_Strict):
-    goals: str = Field(min_length=1)
-    exercises: tuple[str, ...] = Field(min_length=1)
-    adapt: str = Field(min_length=1)
-
-
-class SubjectPlans(_Strict):
-    name: dict[Language, str] = Field(default_factory=dict)
-    levels: dict[str, LevelPlan] = Field(min_length=1)
-
-    def name_for(self, language: str, fallback: str) -> str:
-        return self.name.get(language) or self.name.get("en") or fallback  # type: ignore[call-overload]
-
-
-class _TutorFile(_Strict):
-    subjects: dict[str, SubjectPlans] = Field(min_length=1)
-
-
-@dataclass(frozen=True)
-class TutorPlan:
-    subject: str
-    level: str
-    plan: LevelPlan
-
-
-@dataclass(frozen=True)
-class PromptData:
-    """The question bank, conversation starters and tutor plans, loaded once."""
-
-    quiz: Mapping[str, tuple[QuizQuestion, ...]]
-    starters: Mapping[str, tuple[str, ...]]
-    tutor_subjects: Mapping[str, SubjectPlans]
-
-    def tutor_plan(self, subject: str, level: str | None) -> TutorPlan | None:
-        """The plan for ``subject`` at ``level`` (``None``: the subject's first level)."""
-        plans = self.tutor_subjects.get(subject)
-        if plans is None:
-            return None
-        if level is None:
-            level = next(iter(plans.levels))
-        plan = plans.levels.get(level)
-        return None if plan is None else TutorPlan(subject=subject, level=level, plan=plan)
-
-    def subject_name(self, subject: str, language: str) -> str:
-        plans = self.tutor_subjects.get(subject)
-        return subject if plans is None else plans.name_for(language, subject)
-
-    def problems(self, characters: CharacterSet) -> list[str]:
-        """What the characters need that the data lacks (empty when everything is covered)."""
-        problems: list[str] = []
-        for character in characters.characters:
-            instructions = character.instructions
-            if isinstance(instructions, QuizShowInstructions):
-                for language in character.languages:
-                    have = len(self.quiz.get(language, ()))
-                    if have < instructions.questions:
-                        problems.append(
-                            f"{character.id}: {instructions.questions} quiz questions needed in "
-                            f"{language!r}, {QUIZ_FILE} has {have}"
-                        )
-            if instructions.type == "smalltalk":
-                for language in character.languages:
-                    if not self.starters.get(language):
-                        problems.append(
-                            f"{character.id}: no conversation starters in {language!r} "
-                            f"in {STARTERS_FILE}"
-                        )
-            if character.takes_subject:
-                levels = character.levels or (None,)
-                for subject in character.subjects:
-                    for level in levels:
-                        if self.tutor_plan(subject, level) is None:
-                            problems.append(
-                                f"{character.id}: no tutor plan for subject {subject!r}"
-                                + (f" at level {level!r}" if level else "")
-                                + f" in {TUTOR_FILE}"
-                            )
-        return problems
-
-    def check(self, characters: CharacterSet) -> None:
-        """Raise ``PromptDataError`` listing every gap; call once at start-up."""
-        problems = self.problems(characters)
-        if problems:
-            raise PromptDataError(
-                "prompt data does not cover the characters:\n"
-                + "\n".join(f"  - {p}" for p in problems)
-            )
-
-
-def _read_yaml(path: Path) -> Any:
-    try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise PromptDataError(f"cannot read {str(path)!r} ({exc.strerror})") from None
-    except yaml.YAMLError as exc:
-        raise PromptDataError(f"{str(path)!r} is not valid YAML: {exc}") from None
-
-
-def _validate(model: Any, data: Any, path: Path) -> Any:
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        details = "\n".join(
-            f"  - {'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}"
-            for err in exc.errors()
-        )
-        raise PromptDataError(f"{str(path)!r} is invalid:\n{details}") from None
-
-
-class _QuizFile(_Strict):
-    en: tuple[QuizQuestion, ...] = ()
-    fr: tuple[QuizQuestion, ...] = ()
-
-
-class _StartersFile(_Strict):
-    en: tuple[str, ...] = ()
-    fr: tuple[str, ...] = ()
-
-
-def load_prompt_data(data_dir: Path = DATA_DIR) -> PromptData:
-    """Read the question bank, conversation starters and tutor plans from ``data_dir``."""
-    quiz_path, starters_path, tutor_path = (
-        data_dir / QUIZ_FILE,
-        data_dir / STARTERS_FILE,
-        data_dir / TUTOR_FILE,
-    )
-    quiz: _QuizFile = _validate(_QuizFile, _read_yaml(quiz_path), quiz_path)
-    starters: _StartersFile = _validate(_StartersFile, _read_yaml(starters_path), starters_path)
-    tutor: _TutorFile = _validate(_TutorFile, _read_yaml(tutor_path), tutor_path)
-    return PromptData(
-        quiz={"en": quiz.en, "fr": quiz.fr},
-        starters={"en": starters.en, "fr": starters.fr},
-        tutor_subjects=dict(tutor.subjects),
-    )
-
-
-# --- dynamic parts ------------------------------------------------------------------------------
-
-
-def time_of_day(now: datetime) -> TimeOfDay:
-    """Morning 05:00-11:59, afternoon 12:00-17:59, evening 18:00-21:59, night otherwise."""
-    hour = now.hour
-    if 5 <= hour < 12:
-        return "morning"
-    if 12 <= hour < 18:
-        return "afternoon"
-    if 18 <= hour < 22:
-        return "evening"
-    return "night"
-
-
-def pick_conversation_starter(data: PromptData, language: str, rng: random.Random) -> str | None:
-    starters = data.starters.get(language) or data.starters.get("en") or ()
-    return rng.choice(starters) if starters else None
-
-
-def draw_quiz_questions(
-    data: PromptData, language: str, count: int, rng: random.Random
-) -> list[QuizQuestion]:
-    """``count`` distinct questions (fewer if the bank is smaller), in a random order."""
-    bank = data.quiz.get(language) or data.quiz.get("en") or ()
-    return rng.sample(list(bank), min(count, len(bank)))
-
-
-# --- texts --------------------------------------------------------------------------------------
-
-_WEEKDAYS = {
+WEEKDAYS = {
     "en": ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"),
     "fr": ("lundi", "mardi", "mercredi", "jeudi", "vendredi", "samedi", "dimanche"),
 }
-_TIMES_OF_DAY = {
+TIMES_OF_DAY: dict[str, dict[TimeOfDay, str]] = {
     "en": {"morning": "morning", "afternoon": "afternoon", "evening": "evening", "night": "night"},
     "fr": {"morning": "matin", "afternoon": "après-midi", "evening": "soir", "night": "nuit"},
 }
-_LEVELS = {
+LEVELS: dict[str, dict[str, str]] = {
     "en": {},
     "fr": {"beginner": "débutant", "intermediate": "intermédiaire", "advanced": "avancé"},
 }
-
-
-_NUMBERS = {
-    "en": "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
-    "fifteen sixteen seventeen eighteen nineteen twenty".split(),
-    "fr": "zéro un deux trois quatre cinq six sept huit neuf dix onze douze treize quatorze "
-    "quinze seize dix-sept dix-huit dix-neuf vingt".split(),
-}
+# Counts up to this are written as words (the plugin's own number words); larger ones stay digits.
+_MAX_WORDS = 20
 
 
 def number_words(number: int, language: str) -> str:
     """Small counts as words, so the prompt itself models speakable numbers."""
-    words = _NUMBERS.get(language, _NUMBERS["en"])
-    return words[number] if 0 <= number < len(words) else str(number)
+    return cardinal(number, language) if 0 <= number <= _MAX_WORDS else str(number)
 
 
 def level_name(level: str, language: str) -> str:
-    return _LEVELS.get(language, {}).get(level, level)
+    return LEVELS.get(language, {}).get(level, level)
 
 
 @dataclass(frozen=True)
-class _Texts:
+class Texts:
     intro: str
     style: str
     transcription: str
@@ -297,9 +70,17 @@ class _Texts:
     tutor_record: str
     tutor_progress: str
     tutor_lookup: str
+    greeting: str
+    greet_smalltalk: str
+    greet_quiz_show: str
+    greet_life_advice: str
+    greet_news: str
+    greet_explanation: str
+    greet_constant: str
+    greet_tutor: str
 
 
-_EN = _Texts(
+EN = Texts(
     intro=(
         "You are the voice of a character in a live spoken conversation. Everything you write is "
         "read aloud by a text-to-speech model, and everything the user says reaches you through "
@@ -438,9 +219,32 @@ _EN = _Texts(
         " If the learner asks about a term you want to check in the course notes, you may call "
         "the look_up_definition tool."
     ),
+    greeting=(
+        "Start the conversation now: greet the user briefly as {name}, in English, in one or two "
+        "short spoken sentences, staying in character. "
+    ),
+    greet_smalltalk="Then open the chat with the conversation starter from your instructions.",
+    greet_quiz_show=(
+        "Welcome them to the quiz, say there will be {count} questions, and ask whether they "
+        "are ready. Do not ask the first question yet."
+    ),
+    greet_life_advice="Then ask, warmly, what is on their mind today.",
+    greet_news=(
+        "Then offer to go through a few tech headlines, or to talk about whatever in tech "
+        "interests them."
+    ),
+    greet_explanation=(
+        "Then say you can explain how this voice agent works, and ask what they would like "
+        "to know."
+    ),
+    greet_constant="Then ask an opening question that fits your character.",
+    greet_tutor=(
+        "Say that you will work on {subject} together at {level} level, and ask what they "
+        "already know or would like to practise."
+    ),
 )
 
-_FR = _Texts(
+FR = Texts(
     intro=(
         "Tu es la voix d'un personnage dans une conversation orale en direct. Tout ce que tu "
         "écris est lu à voix haute par un modèle de synthèse vocale, et tout ce que dit "
@@ -591,132 +395,34 @@ _FR = _Texts(
         " Si l'élève pose une question sur un terme que tu veux vérifier dans les notes de "
         "cours, tu peux appeler l'outil look_up_definition."
     ),
+    greeting=(
+        "Commence la conversation maintenant : salue brièvement l'utilisateur en tant que {name}, "
+        "en français, en une ou deux phrases courtes, sans sortir de ton personnage. "
+    ),
+    greet_smalltalk="Puis lance la discussion avec l'amorce de conversation de tes instructions.",
+    greet_quiz_show=(
+        "Souhaite-lui la bienvenue dans le quiz, annonce {count} questions et demande s'il "
+        "est prêt. Ne pose pas encore la première question."
+    ),
+    greet_life_advice="Puis demande-lui chaleureusement ce qui le préoccupe aujourd'hui.",
+    greet_news=(
+        "Puis propose de passer en revue quelques titres de l'actualité tech, ou de parler de "
+        "ce qui l'intéresse dans ce domaine."
+    ),
+    greet_explanation=(
+        "Puis dis que tu peux expliquer comment fonctionne cet agent vocal, et demande ce "
+        "qu'il aimerait savoir."
+    ),
+    greet_constant="Puis pose une première question qui va bien avec ton personnage.",
+    greet_tutor=(
+        "Dis que vous allez travailler ensemble en {subject}, niveau {level}, et demande-lui "
+        "ce qu'il sait déjà ou ce qu'il aimerait travailler."
+    ),
 )
 
-TEXTS: dict[str, _Texts] = {"en": _EN, "fr": _FR}
+TEXTS: dict[str, Texts] = {"en": EN, "fr": FR}
 
 
-def texts_for(language: str) -> _Texts:
-    return TEXTS.get(language, _EN)
-
-
-# --- the prompt ---------------------------------------------------------------------------------
-
-
-def _character_part(
-    choice: RoomChoice,
-    data: PromptData,
-    t: _Texts,
-    tools: Collection[str],
-    now: datetime,
-    rng: random.Random,
-) -> str:
-    character: Character = choice.character
-    language = choice.language
-    instructions = character.instructions
-    parts: list[str] = [t.role_title]
-    persona = instructions.persona_for(language)
-    if persona:
-        parts.append(persona.strip())
-
-    if isinstance(instructions, ConstantInstructions):
-        parts.append(instructions.text_for(language).strip())
-    elif instructions.type == "smalltalk":
-        parts.append(t.smalltalk)
-        parts.append(
-            t.smalltalk_time.format(
-                weekday=_WEEKDAYS.get(language, _WEEKDAYS["en"])[now.weekday()],
-                time_of_day=_TIMES_OF_DAY.get(language, _TIMES_OF_DAY["en"])[time_of_day(now)],
-                clock=f"{now.hour:02d}:{now.minute:02d}",
-            )
-        )
-        starter = pick_conversation_starter(data, language, rng)
-        if starter:
-            parts.append(t.smalltalk_starter.format(starter=starter))
-    elif isinstance(instructions, QuizShowInstructions):
-        questions = draw_quiz_questions(data, language, instructions.questions, rng)
-        listed = "\n".join(
-            t.quiz_question.format(number=i, question=q.question, answer=q.answer.rstrip("."))
-            for i, q in enumerate(questions, start=1)
-        )
-        parts.append(
-            t.quiz.format(
-                count=number_words(len(questions), language),
-                record=t.quiz_record if "record_answer" in tools else "",
-                questions=listed,
-            )
-        )
-    elif instructions.type == "life_advice":
-        parts.append(t.life_advice)
-    elif instructions.type == "news":
-        parts.append(t.news)
-    elif instructions.type == "explanation":
-        parts.append(t.explanation)
-    elif instructions.type == "tutor":
-        subject = choice.subject or (character.subjects[0] if character.subjects else "")
-        plan = data.tutor_plan(subject, choice.level)
-        level = choice.level or (plan.level if plan else "")
-        parts.append(
-            t.tutor.format(
-                subject=data.subject_name(subject, language),
-                level=level_name(level, language),
-                record=t.tutor_record if "record_answer" in tools else "",
-                progress=t.tutor_progress if "learner_progress" in tools else "",
-                lookup=t.tutor_lookup if "look_up_definition" in tools else "",
-            )
-        )
-        if plan is None:
-            parts.append(t.tutor_no_plan)
-        else:
-            parts.append(
-                t.tutor_plan.format(
-                    goals=plan.plan.goals.strip(),
-                    exercises="\n".join(f"- {e}" for e in plan.plan.exercises),
-                    adapt=plan.plan.adapt.strip(),
-                )
-            )
-    return "\n".join(parts)
-
-
-def build_system_prompt(
-    choice: RoomChoice,
-    data: PromptData,
-    *,
-    now: datetime | None = None,
-    rng: random.Random | None = None,
-    tools: Collection[str] | None = None,
-    max_silent_turns: int,
-) -> str:
-    """The system prompt (the agent's instructions) for a room.
-
-    ``now``: the local time for small talk (default: the machine's clock). ``rng``: draws the
-    quiz questions and the conversation starter (default: unseeded). ``tools``: the tools the
-    session actually gives the model (default: the character's ``tools``); the prompt mentions
-    only these. ``max_silent_turns``: silences in a row after which the model says goodbye
-    (keep it equal to the conversation code's setting).
-    """
-    now = datetime.now().astimezone() if now is None else now
-    rng = random.Random() if rng is None else rng
-    tools = choice.character.tools if tools is None else tools
-    t = texts_for(choice.language)
-    goodbye = GOODBYE.get(choice.language, GOODBYE["en"])
-    has_end_call = "end_call" in tools
-
-    sections = [
-        t.intro,
-        t.style,
-        t.transcription,
-        t.language,
-        t.identity.format(name=choice.character.spoken_name),
-        t.silence.format(
-            silence=SILENCE_MESSAGE,
-            max_silent=number_words(max_silent_turns, choice.language),
-            how=t.silence_goodbye.format(goodbye=goodbye)
-            + (t.silence_end_call if has_end_call else ""),
-        ),
-        t.end.format(goodbye=goodbye, how=t.end_call if has_end_call else t.end_no_tool),
-    ]
-    if "current_time" in tools:
-        sections.append(t.current_time)
-    sections.append(_character_part(choice, data, t, tools, now, rng))
-    return "\n\n".join(sections)
+def texts_for(language: str) -> Texts:
+    """The texts in ``language``; English for a language we do not speak."""
+    return TEXTS.get(language, EN)

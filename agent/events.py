@@ -1,0 +1,147 @@
+"""What the worker does with a running session's events, one named method per event:
+latency metrics, the transcript recording, the silence policy, goodbyes, the end of the job."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from livekit.agents import AgentSession, JobContext, MetricsCollectedEvent, llm, metrics
+
+from agent.conversation.silence import (
+    SilenceAction,
+    SilencePolicy,
+    goodbye_said,
+    is_silence,
+    silence_reply_kwargs,
+)
+from agent.conversation.tools import SessionState
+from agent.log import logger
+from agent.ops import metrics as agent_metrics
+from agent.ops.recordings import Recording, opted_out
+from catalog.dispatch import RoomChoice
+
+
+class SessionEvents:
+    def __init__(
+        self,
+        ctx: JobContext,
+        session: AgentSession[SessionState],
+        choice: RoomChoice,
+        *,
+        max_silent_turns: int,
+        recording: Recording | None,
+    ) -> None:
+        self.ctx, self.session, self.choice, self.recording = ctx, session, choice, recording
+        self.silence = SilencePolicy(max_silent_turns)
+        self.latency = agent_metrics.TurnLatencyTracker()
+        self.usage = metrics.UsageCollector()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def attach(self) -> None:
+        """Before `session.start()`, so that nothing the session says is missed."""
+        s = self.session
+        s.on("metrics_collected", self.on_metrics)
+        s.on("agent_state_changed", self.on_agent_state)
+        s.on("agent_false_interruption", self.on_false_interruption)
+        s.on("error", self.on_error)
+        s.on("conversation_item_added", self.on_item)
+        s.on("user_state_changed", self.on_user_state)
+        s.on("close", self.on_close)
+        self.ctx.room.on("participant_attributes_changed", self.on_attributes)
+        self._record(
+            "session",
+            room=self.ctx.room.name,
+            character=self.choice.character_id,
+            language=self.choice.language,
+            subject=self.choice.subject,
+            level=self.choice.level,
+        )
+
+    def _record(self, kind: str, **fields: Any) -> None:
+        if self.recording is not None and not self.recording.deleted:
+            self.recording.write(kind, **fields)
+
+    def on_metrics(self, ev: MetricsCollectedEvent) -> None:
+        m = ev.metrics
+        self.usage.collect(m)
+        speech_id = getattr(m, "speech_id", None)
+        if speech_id is None:
+            return
+        # Each stage is observed as it comes (a greeting has no end of turn); end_to_end
+        # once a reply to the user has all three.
+        turn = None
+        if isinstance(m, metrics.EOUMetrics):
+            agent_metrics.observe_stage("end_of_turn", m.end_of_utterance_delay)
+            agent_metrics.observe_stage("transcript", m.transcription_delay)
+            turn = self.latency.on_eou(speech_id, m.end_of_utterance_delay, m.transcription_delay)
+        elif isinstance(m, metrics.LLMMetrics):
+            agent_metrics.observe_stage("llm_ttft", m.ttft)
+            turn = self.latency.on_llm(speech_id, m.ttft)
+        elif isinstance(m, metrics.TTSMetrics):
+            agent_metrics.observe_stage("tts_ttfb", m.ttfb)
+            turn = self.latency.on_tts(speech_id, m.ttfb)
+        if turn is None:
+            return
+        if turn.end_to_end is not None:
+            agent_metrics.observe_stage("end_to_end", turn.end_to_end)
+        logger.info("turn latency %s", {k: v and round(v, 3) for k, v in turn.as_dict().items()})
+        self._record("latency", **turn.as_dict())
+
+    def on_agent_state(self, ev: Any) -> None:
+        logger.debug("agent state %s -> %s", ev.old_state, ev.new_state)
+
+    def on_false_interruption(self, _ev: Any) -> None:
+        agent_metrics.FALSE_INTERRUPTIONS.inc()
+
+    def on_error(self, ev: Any) -> None:
+        stage = str(getattr(ev.error, "type", "unknown")).replace("_error", "")
+        agent_metrics.ERRORS.labels(stage=stage).inc()
+
+    def on_item(self, ev: Any) -> None:
+        item = ev.item
+        if not isinstance(item, llm.ChatMessage):
+            return
+        text = item.text_content or ""
+        if item.role == "assistant" and item.interrupted:
+            agent_metrics.INTERRUPTIONS.inc()
+        if item.role == "user" and text.strip() and not is_silence(text):
+            self.silence.on_user_spoke()
+        self._record("message", role=item.role, text=text, interrupted=item.interrupted)
+        if item.role == "user" and goodbye_said(text):
+            logger.info("the user said goodbye")
+        if item.role == "assistant" and goodbye_said(text) and not item.interrupted:
+            logger.info("the agent said goodbye: ending the session")
+            self.session.shutdown(drain=True)
+
+    def on_user_state(self, ev: Any) -> None:
+        logger.debug("user state %s -> %s", ev.old_state, ev.new_state)
+        if ev.new_state == "speaking":
+            self.silence.on_user_spoke()
+        if ev.new_state != "away":
+            return
+        action = self.silence.on_silence()
+        logger.info("user silent (%d): %s", self.silence.silent_turns, action)
+        task = asyncio.create_task(self._answer_silence(action))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _answer_silence(self, action: SilenceAction) -> None:
+        handle = self.session.generate_reply(**silence_reply_kwargs(action, self.choice.language))
+        await handle
+        if action == "goodbye":
+            self.session.shutdown(drain=True)
+        else:
+            self.session.reset_away_timer()
+
+    def on_attributes(self, changed: dict[str, str], _participant: Any) -> None:
+        if self.recording is not None and not self.recording.deleted and opted_out(changed):
+            self.recording.delete()
+
+    def on_close(self, ev: Any) -> None:
+        reason = getattr(ev, "reason", "")
+        logger.info("session closed (%s), ending the job", reason)
+        if self.recording is not None and not self.recording.deleted:
+            self.recording.write("end", reason=str(reason), usage=str(self.usage.get_summary()))
+            self.recording.close()
+        self.ctx.shutdown(reason="session closed")

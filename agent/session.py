@@ -1,0 +1,115 @@
+"""The session a room talks to: kyutai.STT + any OpenAI-compatible LLM + kyutai.TTS + Silero
+VAD in one AgentSession, and the agent that speaks in it."""
+
+from __future__ import annotations
+
+import random
+
+from livekit.agents import AgentSession, APIConnectOptions, JobProcess, room_io, vad
+from livekit.agents.voice.agent_session import SessionConnectOptions
+from livekit.plugins import kyutai, silero
+
+from agent.conversation.agent import ConversationOptions, KyutaiAgent
+from agent.conversation.prompt import PromptData, build_system_prompt, greeting_instruction
+from agent.conversation.tools import SessionState, tools_for
+from agent.interruptions import Interruptions
+from agent.llm_client import build_llm, normalize_base_url, resolve_model
+from agent.settings import AgentSettings
+from catalog.dispatch import RoomChoice
+
+INPUT_FRAME_MS = 20
+
+
+def load_vad(settings: AgentSettings) -> vad.VAD:
+    # A quick onset (barge-in stops the agent sooner); the backchannel guard forgives noise.
+    return silero.VAD.load(
+        min_speech_duration=0.03,
+        activation_threshold=0.4,
+        min_silence_duration=settings.vad_min_silence_s,
+    )
+
+
+async def build_session(
+    proc: JobProcess,
+    settings: AgentSettings,
+    choice: RoomChoice,
+    interruptions: Interruptions,
+) -> AgentSession[SessionState]:
+    models = settings.models
+    llm_base = normalize_base_url(models.llm_url)
+    model = proc.userdata.get("llm_model")
+    if model is None:  # asked once per job process
+        model = await resolve_model(llm_base, models.llm_api_key, models.llm_model)
+        proc.userdata["llm_model"] = model
+    return AgentSession[SessionState](
+        stt=kyutai.STT(
+            url=models.stt_urls,
+            api_key=models.kyutai_api_key,
+            language=choice.language,
+            # With VAD turns, a pause-head end of speech would commit a turn before the VAD
+            # (and the backchannel rule) has seen the user stop.
+            use_pause_heads=settings.turn_detection == "stt",
+        ),
+        tts=kyutai.TTS(
+            url=models.tts_urls,
+            api_key=models.kyutai_api_key,
+            voice=choice.voice,
+            language=choice.language,
+        ),
+        llm=build_llm(
+            base_url=llm_base,
+            model=model,
+            api_key=models.llm_api_key,
+            timeout_s=models.llm_timeout_s,
+            first_temperature=models.llm_first_temperature,
+            temperature=models.llm_temperature,
+        ),
+        vad=proc.userdata["vad"],
+        turn_handling=interruptions.turn_handling(),  # type: ignore[arg-type]
+        userdata=SessionState(),
+        user_away_timeout=settings.silence_timeout_s,
+        # Echo cancellation happens in the user's browser/app; a server-side warm-up would
+        # make the agent deaf to barge-in for its first seconds of speech.
+        aec_warmup_duration=None,
+        use_tts_aligned_transcript=True,
+        conn_options=SessionConnectOptions(
+            llm_conn_options=APIConnectOptions(
+                max_retry=1, retry_interval=0.5, timeout=models.llm_timeout_s
+            ),
+        ),
+    )
+
+
+def build_agent(
+    settings: AgentSettings,
+    choice: RoomChoice,
+    data: PromptData,
+    interruptions: Interruptions | None = None,
+) -> KyutaiAgent:
+    tools = tools_for(choice.character.tools)
+    instructions = build_system_prompt(
+        choice,
+        data,
+        rng=random.Random(),
+        tools=[t.info.name for t in tools],
+        max_silent_turns=settings.max_silent_turns,
+    )
+    return KyutaiAgent(
+        instructions=instructions,
+        tools=tools,
+        options=ConversationOptions(
+            language=choice.language,
+            greeting_instructions=greeting_instruction(choice, data),
+            context_tokens=settings.context_tokens,
+        ),
+        interruptions=interruptions,
+    )
+
+
+def room_options() -> room_io.RoomOptions:
+    return room_io.RoomOptions(
+        close_on_disconnect=True,
+        # WebRTC delivers 20 ms packets: the default 50 ms frames would hold a sound back
+        # up to 30 ms more before the VAD (and the barge-in gate) hear it.
+        audio_input=room_io.AudioInputOptions(frame_size_ms=INPUT_FRAME_MS),
+    )

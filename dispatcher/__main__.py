@@ -1,0 +1,49 @@
+"""python -m dispatcher: dispatch the agent again into rooms whose worker died.
+
+python -m dispatcher --host 0.0.0.0 --port 8083    # LIVEKIT_* as for the worker
+# livekit.yaml:  webhook: {api_key: <LIVEKIT_API_KEY>, urls: [http://dispatcher:8083/webhook]}
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+
+from aiohttp import web
+from pydantic import ValidationError
+
+from dispatcher.app import build_app
+from dispatcher.settings import DispatcherSettings
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m dispatcher",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--host", default="0.0.0.0")
+    parser.add_argument("--port", type=int, default=8083)
+    args = parser.parse_args(argv)
+    try:
+        settings = DispatcherSettings()
+    except ValidationError as exc:
+        names = {f.validation_alias: name for name, f in DispatcherSettings.model_fields.items()}
+        for err in exc.errors():
+            var = next((str(a) for a, n in names.items() if n == err["loc"][0]), err["loc"][0])
+            print(f"dispatcher: {var}: {err['msg']}", file=sys.stderr)
+        raise SystemExit(2) from None
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    web.run_app(
+        build_app(settings),
+        host=args.host,
+        port=args.port,
+        print=None,
+        loop=asyncio.new_event_loop(),
+    )
+
+
+if __name__ == "__main__":
+    main()
