@@ -14,10 +14,24 @@ from agent.conversation.prompt import PromptData, build_system_prompt, greeting_
 from agent.conversation.tools import SessionState, tools_for
 from agent.interruptions import Interruptions
 from agent.llm_client import build_llm, normalize_base_url, resolve_model
+from agent.log import logger
 from agent.settings import AgentSettings
-from catalog.dispatch import RoomChoice
+from catalog.characters import CharacterSet
+from catalog.dispatch import RoomChoice, Selection, lenient
 
 INPUT_FRAME_MS = 20
+
+
+def parse_room_metadata(metadata: str | bytes | None, characters: CharacterSet) -> RoomChoice:
+    """What the room plays, from its dispatch metadata. Never raises.
+
+    The token service's rule (``catalog.dispatch.resolve``), read leniently: a bad value is
+    logged (logger ``kyutai.agent``) with the valid choices, and that field's default is used.
+    """
+    if metadata is None or not metadata.strip():
+        logger.info("no dispatch metadata; using the default character")
+    selection = Selection.from_metadata(metadata, characters, lenient(logger))
+    return RoomChoice.of(selection, characters)
 
 
 def load_vad(settings: AgentSettings) -> vad.VAD:

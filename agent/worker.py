@@ -6,7 +6,7 @@ import asyncio
 
 from livekit.agents import AgentServer, AutoSubscribe, JobContext, JobProcess
 
-from agent.conversation.prompt import PromptData, load_prompt_data, parse_room_metadata
+from agent.conversation.prompt import PromptData, load_prompt_data
 from agent.events import SessionEvents
 from agent.interruptions import Interruptions
 from agent.log import logger
@@ -14,7 +14,7 @@ from agent.ops import health
 from agent.ops import metrics as agent_metrics
 from agent.ops.capacity import make_load_fnc
 from agent.ops.recordings import Recording
-from agent.session import build_agent, build_session, load_vad, room_options
+from agent.session import build_agent, build_session, load_vad, parse_room_metadata, room_options
 from agent.settings import AgentSettings
 from catalog.characters import CharacterSet, load_characters
 

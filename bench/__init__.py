@@ -1,4 +1,4 @@
 """Measuring commands built on the harness.
 
-    python -m bench.loadtest | bench.barge_in | bench.plugin_latency
+python -m bench.loadtest | bench.barge_in | bench.plugin_latency
 """

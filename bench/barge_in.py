@@ -1,16 +1,17 @@
 """Barge-in latency: the user's first sound → the agent's audio stops, at the listener.
 
-    uv run python bench/barge_in.py --rounds 5 --json docs/barge-in.json
+    uv run python -m bench.barge_in --rounds 5 --json docs/barge-in.json
 
 Starts livekit-server, the tiny inference server, the stub LLM and two agent workers on free
-loopback ports: one with the fast barge-in gate (`KYUTAI_FAST_BARGE_IN=true`, the default) and
-one without it (Silero VAD alone). Each round, for each interruption phrase, for each worker in
-turn (so both see the same load), a user joins a new room, asks a question, lets the long
-answer play for 1.5 s, interrupts it and measures from the first loud sample it captured
-(|x| > 300/32768) to the arrival of the agent's last audible frame (RMS >= 0.01, followed by
-0.3 s of quiet). The phrases start with different sounds: a fricative ("stop"), a glide
-("wait"), a breathy h ("hold on"), a nasal ("no") and a vowel ("actually"). Prints count, mean,
-p50, p90 and max per worker side by side, and their ratio.
+loopback ports, with the tiny models' worker settings of the dev stack (harness/stack.py): one
+worker with the fast barge-in gate (`KYUTAI_FAST_BARGE_IN=true`, the default) and one without
+it (Silero VAD alone). Each round, for each interruption phrase, for each worker in turn (so
+both see the same load), a user joins a new room, asks a question, lets the long answer play
+for 1.5 s (`TestParticipant.start_long_answer`), interrupts it and measures from the first loud
+sample it captured (|x| > 300/32768) to the arrival of the agent's last audible frame
+(RMS >= 0.01, followed by 0.3 s of quiet). The phrases start with different sounds: a
+fricative ("stop"), a glide ("wait"), a breathy h ("hold on"), a nasal ("no") and a vowel
+("actually"). Prints count, mean, p50, p90 and max per worker side by side, and their ratio.
 """
 
 from __future__ import annotations
@@ -18,23 +19,20 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import sys
-import time
 import uuid
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from harness.inference_server import start_inference_server
+from harness.join_token import make_token
+from harness.livekit_server import ROOT, LiveKitServer, start_livekit_server
+from harness.participant import TestParticipant
+from harness.speech import speech_wav
+from harness.stub_llm import LONG_ANSWER, Reply, StubLLM
+from harness.worker import start_worker, tiny_stack_env
 
-from bench.stats import summarize  # noqa: E402
-from harness.inference_server import start_inference_server  # noqa: E402
-from harness.livekit_server import LiveKitServer, start_livekit_server  # noqa: E402
-from harness.participant import TestParticipant, make_token  # noqa: E402
-from harness.speech import speech_wav  # noqa: E402
-from harness.stub_llm import Reply, StubLLM  # noqa: E402
-from harness.worker import start_worker, tiny_stack_env  # noqa: E402
+from .stats import summarize
 
 PHRASES = (
     "Stop, stop! Let us talk about the moon instead.",
@@ -43,17 +41,7 @@ PHRASES = (
     "No, tell me about the stars.",
     "Actually, let us change the subject.",
 )
-LONG_ANSWER = (
-    "Let me tell you a long story about the planets of our solar system, starting with Mercury, "
-    "the smallest and closest to the sun, then Venus with its thick clouds, then our own Earth, "
-    "then Mars the red planet, then the giants Jupiter and Saturn, and finally the ice giants "
-    "Uranus and Neptune, far away in the cold and the dark."
-)
 CONDITIONS = {"fast gate": "true", "VAD only": "false"}
-
-
-def stats(xs: list[float]) -> dict[str, Any]:
-    return {**summarize(xs), "max": max(xs) if xs else None}
 
 
 async def one_barge_in(
@@ -69,13 +57,7 @@ async def one_barge_in(
     user = TestParticipant(identity="user")
     await user.join(lk.url, token)
     try:
-        await user.wait_for_greeting(agent_timeout=15)
-        _onset, end = await user.say(speech_wav("Tell me about the planets please."))
-        await user.wait_for(
-            lambda: user.agent_audio_after(end) is not None, timeout=15, what="the answer"
-        )
-        started = user.agent_audio_after(end) or 0.0
-        await user.wait_for(lambda: time.monotonic() - started > 1.5, timeout=5, what="1.5 s")
+        await user.start_long_answer(into_s=1.5, agent_timeout=15, answer_timeout=15)
         onset, _ = await user.say(speech_wav(phrase, lead_silence_s=0.0))
         try:
             await user.wait_for(
@@ -110,7 +92,7 @@ async def run(lk: LiveKitServer, llm: StubLLM, rounds: int) -> dict[str, Any]:
     for condition, rows in samples.items():
         xs = [row["latency_s"] for row in rows if row["latency_s"] is not None]
         result["conditions"][condition] = {
-            "stats": stats(xs),
+            "stats": summarize(xs, with_max=True),
             "never_stopped": sum(row["latency_s"] is None for row in rows),
             "samples": rows,
         }
@@ -140,7 +122,9 @@ def print_table(result: dict[str, Any]) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.barge_in", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("--rounds", type=int, default=3, help="rounds over all the phrases")
     parser.add_argument("--json", type=Path, help="write the samples and statistics here")
     parser.add_argument("--logs", type=Path, default=ROOT / "test-artifacts" / "bench-logs")

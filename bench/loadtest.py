@@ -3,48 +3,57 @@
     python -m bench.loadtest --users 1,4,8 --turns 5 --json out.json --plot out.png
     python -m bench.loadtest --spawn-stack --users 4 --turns 3      # self-contained, local
 
-Every user is a real LiveKit participant (livekit rtc SDK) whose token dispatches the agent
-(RoomConfiguration). It waits for the agent's greeting, then for each turn speaks an
-espeak-ng utterance in real time and measures, at the listener, the end of its speech → the
-first audible agent audio (end to end). A turn without an answer within --answer-timeout is a
-failed turn; a user whose agent never came, or left early, is a dropped session. Users start
-staggered (--stagger seconds apart).
+Every user is a real LiveKit participant (harness.participant.TestParticipant) whose token
+dispatches the agent (RoomConfiguration). It waits for the agent's greeting, then for each
+turn speaks an espeak-ng utterance in real time and measures, at the listener, the end of its
+speech → the first audible agent audio (end to end). A turn without an answer within
+--answer-timeout is a failed turn; a user whose agent never came, or left early, is a dropped
+session. Users start staggered (--stagger seconds apart).
 
 The stage breakdown (end_of_turn, transcript, llm_ttft, tts_ttfb, end_to_end as the agent sees
 it) comes from the workers' Prometheus histograms `kyutai_agent_turn_latency_seconds`, read
 before and after each run (--agent-metrics URL[,URL...]; set by --spawn-stack). llm_ttft and
 tts_ttfb include the greetings.
 
-It connects to LIVEKIT_URL with LIVEKIT_API_KEY / LIVEKIT_API_SECRET. --spawn-stack starts a
-livekit-server, the tiny inference server, a stub LLM and one worker on free loopback ports.
+It connects to LIVEKIT_URL with LIVEKIT_API_KEY / LIVEKIT_API_SECRET, e.g. to the dev stack
+(`bash scripts/dev-stack.sh`: LIVEKIT_URL=ws://127.0.0.1:7880 LIVEKIT_API_KEY=devkey
+LIVEKIT_API_SECRET=secret; it exports no metrics unless AGENT_PROMETHEUS_PORT is set).
+
+--spawn-stack runs the dev stack's processes and settings instead (livekit-server, the
+inference server with the tiny models, the stub LLM, one worker with harness/stack.py's
+TINY_MODELS_ENV: turns end on 0.35 s of VAD silence), on free loopback ports, with
+`python -m agent start` (no file watching), the worker's metrics on, and these differences,
+sized for the largest N of --users and printed when it starts:
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import datetime
-import hashlib
 import json
 import os
-import shutil
-import subprocess
 import sys
-import tempfile
+import textwrap
 import time
 import urllib.request
 import uuid
-import wave
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from livekit import api, rtc
 
-from .loadstats import (
+from harness.inference_server import start_inference_server
+from harness.join_token import make_token
+from harness.livekit_server import ROOT, start_livekit_server
+from harness.participant import TestParticipant
+from harness.speech import speech_samples
+from harness.stub_llm import StubLLM
+from harness.worker import start_worker, tiny_stack_env
+
+from .stats import (
     STAGES,
     Histogram,
     Summary,
@@ -55,11 +64,6 @@ from .loadstats import (
     summarize,
 )
 
-SAMPLE_RATE = 24000
-FRAME_SAMPLES = 480  # 20 ms
-MIN_RMS = 0.01  # an agent frame at least this loud is audible
-ROOT = Path(__file__).resolve().parents[1]
-CACHE_DIR = ROOT / ".cache" / "speech-fixtures"
 UTTERANCES = (
     "What is the weather like today?",
     "Can you tell me a fun fact about the moon?",
@@ -68,70 +72,12 @@ UTTERANCES = (
     "Why is the sky blue?",
     "Tell me something about music.",
 )
+TOKEN_TTL_S = 2 * 3600
 
 
-# --- speech fixtures (espeak-ng) -----------------------------------------------------------
-def speech_samples(text: str, *, lead_s: float = 0.3, trail_s: float = 0.2) -> np.ndarray:
-    """`text` spoken by espeak-ng, float32 mono at 24 kHz, cached under .cache/."""
-    if shutil.which("espeak-ng") is None:
-        raise RuntimeError("espeak-ng is not installed (apt-get install espeak-ng)")
-    key = hashlib.sha256(f"loadtest|{text}|{lead_s}|{trail_s}".encode()).hexdigest()[:16]
-    CACHE_DIR.mkdir(parents=True, exist_ok=True)
-    cached = CACHE_DIR / f"{key}.npy"
-    if cached.exists():
-        return np.asarray(np.load(cached), dtype=np.float32)
-    with tempfile.TemporaryDirectory() as tmp:
-        raw = Path(tmp) / "raw.wav"
-        subprocess.run(
-            ["espeak-ng", "-v", "en", "-s", "160", "-w", str(raw), text],
-            check=True,
-            capture_output=True,
-        )
-        with wave.open(str(raw), "rb") as wav:
-            rate = wav.getframerate()
-            data = np.frombuffer(wav.readframes(wav.getnframes()), dtype=np.int16)
-    samples = data.astype(np.float32) / 32768.0
-    n_out = round(len(samples) / rate * SAMPLE_RATE)
-    samples = np.interp(
-        np.arange(n_out) / SAMPLE_RATE, np.arange(len(samples)) / rate, samples
-    ).astype(np.float32)
-    out = np.concatenate(
-        [
-            np.zeros(round(lead_s * SAMPLE_RATE), np.float32),
-            samples,
-            np.zeros(round(trail_s * SAMPLE_RATE), np.float32),
-        ]
-    )
-    tmp_path = cached.with_suffix(".tmp.npy")
-    np.save(tmp_path, out)
-    tmp_path.replace(cached)
-    return out
-
-
-# --- one simulated user --------------------------------------------------------------------
-def make_token(
-    api_key: str, api_secret: str, room: str, identity: str, agent_name: str, metadata: str
-) -> str:
-    return (
-        api.AccessToken(api_key, api_secret)
-        .with_identity(identity)
-        .with_ttl(datetime.timedelta(hours=2))
-        .with_grants(
-            api.VideoGrants(
-                room_join=True,
-                room=room,
-                can_publish=True,
-                can_subscribe=True,
-                can_publish_data=True,
-            )
-        )
-        .with_room_config(
-            api.RoomConfiguration(
-                agents=[api.RoomAgentDispatch(agent_name=agent_name, metadata=metadata)]
-            )
-        )
-        .to_jwt()
-    )
+def utterance(text: str) -> np.ndarray:
+    """A user's turn: `text` spoken by espeak-ng (cached), 0.3 s of silence before it."""
+    return speech_samples(text, lead_silence_s=0.3, trail_silence_s=0.2)
 
 
 @dataclass
@@ -141,130 +87,21 @@ class TurnResult:
     end_to_end: float | None  # None: no answer within the timeout
 
 
-@dataclass
-class SimUser:
-    """A participant that speaks PCM in real time and notes when the agent is audible."""
+class SimUser(TestParticipant):
+    """A load-test user: a TestParticipant (made with record_samples=False: the loudness of
+    each received frame is all it needs) whose waits answer True/False instead of raising."""
 
-    index: int
-    room: rtc.Room = field(default_factory=rtc.Room)
-    loud_frames: list[float] = field(default_factory=list)  # arrival times of audible frames
-    changed: asyncio.Event = field(default_factory=asyncio.Event)
-    agent_seen: bool = False
-    agent_left: bool = False
-    _pending: list[tuple[np.ndarray, asyncio.Future[float] | None]] = field(default_factory=list)
-    _tasks: set[asyncio.Task[Any]] = field(default_factory=set)
-    _source: rtc.AudioSource | None = None
-
-    async def join(self, url: str, token: str) -> None:
-        self.room.on("track_subscribed", self._on_track)
-        self.room.on("participant_connected", self._on_participant)
-        self.room.on("participant_disconnected", self._on_left)
-        self.room.on("participant_attributes_changed", lambda *_: self.changed.set())
-        self.room.on("disconnected", lambda *_: self.changed.set())
-        await self.room.connect(url, token, rtc.RoomOptions(auto_subscribe=True))
-        for p in self.room.remote_participants.values():
-            self._on_participant(p)
-        self._source = rtc.AudioSource(SAMPLE_RATE, 1, queue_size_ms=40)
-        track = rtc.LocalAudioTrack.create_audio_track("microphone", self._source)
-        await self.room.local_participant.publish_track(
-            track, rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE)
-        )
-        self._spawn(self._microphone())
-
-    async def leave(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        await self.room.disconnect()
-
-    def agent(self) -> rtc.RemoteParticipant | None:
-        for p in self.room.remote_participants.values():
-            if p.kind == rtc.ParticipantKind.PARTICIPANT_KIND_AGENT:
-                return p
-        return None
-
-    def agent_state(self) -> str | None:
-        agent = self.agent()
-        return agent.attributes.get("lk.agent.state") if agent else None
-
-    def audible_after(self, t: float) -> float | None:
-        for at in self.loud_frames:
-            if at >= t:
-                return at
-        return None
-
-    def quiet_since(self, t: float) -> bool:
-        return not self.loud_frames or self.loud_frames[-1] < t
-
-    async def wait_for(self, predicate: Any, timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        while not predicate():
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or not self.room.isconnected():
-                return bool(predicate())
-            self.changed.clear()
-            try:
-                await asyncio.wait_for(self.changed.wait(), min(remaining, 0.25))
-            except TimeoutError:
-                pass
-        return True
-
-    async def say(self, samples: np.ndarray) -> float:
-        """Queue `samples` on the microphone; returns when its last loud frame was sent."""
-        loop = asyncio.get_running_loop()
-        pcm = (np.clip(samples, -1, 1) * 32767).astype(np.int16)
-        loud = np.flatnonzero(np.abs(pcm) > 300)
-        last_loud = int(loud[-1]) // FRAME_SAMPLES if loud.size else 0
-        end: asyncio.Future[float] = loop.create_future()
-        for i, start in enumerate(range(0, len(pcm), FRAME_SAMPLES)):
-            chunk = pcm[start : start + FRAME_SAMPLES]
-            if len(chunk) < FRAME_SAMPLES:
-                chunk = np.pad(chunk, (0, FRAME_SAMPLES - len(chunk)))
-            self._pending.append((chunk, end if i == last_loud else None))
-        return await end
-
-    async def _microphone(self) -> None:
-        assert self._source is not None
-        silence = np.zeros(FRAME_SAMPLES, dtype=np.int16)
-        while True:
-            chunk, done = self._pending.pop(0) if self._pending else (silence, None)
-            await self._source.capture_frame(
-                rtc.AudioFrame(chunk.tobytes(), SAMPLE_RATE, 1, FRAME_SAMPLES)
-            )
-            if done is not None and not done.done():
-                done.set_result(time.monotonic())
-
-    def _spawn(self, coro: Any) -> None:
-        task = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    def _on_participant(self, p: rtc.RemoteParticipant) -> None:
-        if p.kind == rtc.ParticipantKind.PARTICIPANT_KIND_AGENT:
-            self.agent_seen = True
-        self.changed.set()
-
-    def _on_left(self, p: rtc.RemoteParticipant) -> None:
-        if p.kind == rtc.ParticipantKind.PARTICIPANT_KIND_AGENT:
-            self.agent_left = True
-        self.changed.set()
-
-    def _on_track(self, track: rtc.Track, _pub: Any, p: rtc.RemoteParticipant) -> None:
-        if track.kind == rtc.TrackKind.KIND_AUDIO:
-            self._spawn(self._listen(track))
-
-    async def _listen(self, track: rtc.Track) -> None:
-        stream = rtc.AudioStream(track, sample_rate=SAMPLE_RATE, num_channels=1)
+    async def wait_until(self, predicate: Callable[[], bool], timeout: float) -> bool:
+        """Whether `predicate()` holds within `timeout` s; False as soon as the room is gone."""
         try:
-            async for event in stream:
-                data = np.frombuffer(event.frame.data, dtype=np.int16).astype(np.float32)
-                if float(np.sqrt(np.mean((data / 32768.0) ** 2))) >= MIN_RMS:
-                    self.loud_frames.append(time.monotonic())
-                    self.changed.set()
-        except Exception:  # the track went away with the agent
-            return
-        finally:
-            await stream.aclose()
+            await self.wait_for(
+                lambda: predicate() or not self.room.isconnected(),
+                timeout=timeout,
+                what="the condition",
+            )
+        except TimeoutError:
+            return False
+        return predicate()
 
 
 @dataclass
@@ -317,21 +154,36 @@ class Progress:
         )
 
 
+async def spoken_turn(user: SimUser, text: str, timeout: float) -> float | None:
+    """Say `text`; seconds from the end of it to the first audible answer, None without one."""
+    _onset, end = await user.say_samples(utterance(text))
+    answered = await user.wait_until(lambda: user.agent_audio_after(end) is not None, timeout)
+    first = user.agent_audio_after(end)
+    return first - end if answered and first is not None else None
+
+
 async def simulate_user(
     index: int, cfg: RunConfig, run_id: str, progress: Progress, result: RunResult
 ) -> None:
     await asyncio.sleep(index * cfg.stagger_s)  # staggered start, not synchronisation
-    user = SimUser(index)
-    room = f"loadtest-{run_id}-{index}"
+    user = SimUser(identity=f"user-{index}", record_samples=False)
     token = make_token(
-        cfg.api_key, cfg.api_secret, room, f"user-{index}", cfg.agent_name, cfg.metadata
+        cfg.api_key,
+        cfg.api_secret,
+        room=f"loadtest-{run_id}-{index}",
+        identity=user.identity,
+        dispatch_agent=cfg.agent_name,
+        dispatch_metadata=cfg.metadata,
+        ttl_s=TOKEN_TTL_S,
     )
     dropped = False
     try:
         await user.join(cfg.url, token)
+        await user.publish_microphone()  # on from the start, like a real one
         # The greeting: the agent joins, speaks, and listens.
-        ok = await user.wait_for(
-            lambda: user.agent_state() == "listening" and bool(user.loud_frames), cfg.join_timeout_s
+        ok = await user.wait_until(
+            lambda: user.agent_state() == "listening" and user.agent_audio_after(0.0) is not None,
+            cfg.join_timeout_s,
         )
         if not ok:
             dropped = True
@@ -343,18 +195,15 @@ async def simulate_user(
                 dropped = True
                 return
             # Speak once the agent has been quiet for a moment (its previous answer is over).
-            await user.wait_for(
+            await user.wait_until(
                 lambda: (
-                    user.agent_state() == "listening" and user.quiet_since(time.monotonic() - 0.3)
+                    user.agent_state() == "listening"
+                    and user.agent_quiet_since(time.monotonic() - 0.3)
                 ),
                 cfg.answer_timeout_s + 20,
             )
-            end = await user.say(speech_samples(UTTERANCES[(index + turn) % len(UTTERANCES)]))
-            answered = await user.wait_for(
-                lambda e=end: user.audible_after(e) is not None, cfg.answer_timeout_s
-            )
-            first = user.audible_after(end)
-            latency = first - end if answered and first is not None else None
+            text = UTTERANCES[(index + turn) % len(UTTERANCES)]
+            latency = await spoken_turn(user, text, cfg.answer_timeout_s)
             result.turns.append(TurnResult(index, turn, latency))
             progress.done += 1
             progress.failed += latency is None
@@ -386,7 +235,7 @@ def scrape(urls: list[str]) -> dict[str, Histogram]:
 
 async def run_load(cfg: RunConfig, metrics_urls: list[str]) -> RunResult:
     for text in UTTERANCES:
-        speech_samples(text)  # generate fixtures before the clock starts
+        utterance(text)  # generate fixtures before the clock starts
     result = RunResult(users=cfg.users)
     before = await asyncio.to_thread(scrape, metrics_urls) if metrics_urls else {}
     progress = Progress(cfg.users, cfg.turns)
@@ -506,39 +355,97 @@ class Stack:
     metrics_urls: list[str]
 
 
-@contextmanager
-def spawn_stack(log_dir: Path, slots: int, max_jobs: int) -> Iterator[Stack]:
-    """livekit-server, the tiny inference server, a stub LLM and one worker, on free loopback
-    ports, stopped on exit. Uses the test-suite helpers (tests/support) on purpose: this
-    path only runs from a repository checkout."""
-    sys.path.insert(0, str(ROOT))
-    from harness.inference_server import start_inference_server
-    from harness.livekit_server import start_livekit_server
-    from harness.stub_llm import StubLLM
-    from harness.worker import start_worker, tiny_stack_env
+SLOTS = "STT and TTS slots"
+MIN_SLOTS = 8  # what the e2e fixtures and the barge-in bench give the tiny inference server
+WORKER_MAX_JOBS = 16  # the worker's default AGENT_MAX_JOBS
 
+
+@dataclass(frozen=True)
+class StackChange:
+    """One way --spawn-stack's stack differs from scripts/dev-stack.sh's, and why."""
+
+    setting: str  # SLOTS, or a worker variable
+    value: str
+    dev_stack: str
+    why: str
+
+
+def stack_changes(users: int | None, slots: int = 0) -> list[StackChange]:
+    """The differences for at most `users` simultaneous users (None: the rule, for --help)."""
+    if users is None:
+        slot_value = str(slots) if slots else f"max({MIN_SLOTS}, N)"
+    else:
+        slot_value = str(slots or max(MIN_SLOTS, users))
+    changes = [
+        StackChange(
+            SLOTS,
+            f"{slot_value} each (--slots)",
+            "the server's default for the device (8 STT / 4 TTS on CPU)",
+            "every simultaneous conversation holds one STT and one TTS slot",
+        ),
+        StackChange(
+            "KYUTAI_SILENCE_TIMEOUT_S",
+            "60",
+            "the worker's default, shorter than --answer-timeout",
+            "the agent's nudge after the user's silence must not be taken for an answer",
+        ),
+        StackChange(
+            "AGENT_NUM_IDLE_PROCESSES",
+            "2",
+            "the worker's default",
+            "users join --stagger s apart: the next one finds a warm job process",
+        ),
+    ]
+    if users is None or users > WORKER_MAX_JOBS:
+        changes.append(
+            StackChange(
+                "AGENT_MAX_JOBS",
+                "N, when N > 16" if users is None else str(users),
+                f"the worker's default ({WORKER_MAX_JOBS})",
+                "one job per user",
+            )
+        )
+    return changes
+
+
+def describe_changes(changes: list[StackChange]) -> str:
+    return "".join(
+        textwrap.fill(
+            f"- {c.setting} = {c.value}; dev stack: {c.dev_stack}. Why: {c.why}.",
+            width=92,
+            initial_indent="  ",
+            subsequent_indent="    ",
+            break_on_hyphens=False,
+        )
+        + "\n"
+        for c in changes
+    )
+
+
+@contextmanager
+def spawn_stack(log_dir: Path, users: int, slots: int = 0) -> Iterator[Stack]:
+    """The dev stack's processes on free loopback ports, sized for `users` (stack_changes),
+    stopped on exit."""
+    changes = stack_changes(users, slots)
+    worker_env = {c.setting: c.value for c in changes if c.setting != SLOTS}
+    n_slots = slots or max(MIN_SLOTS, users)
     with ExitStack() as stack:
         print(
-            "starting livekit-server, inference server (tiny), stub LLM, worker…", file=sys.stderr
+            "starting livekit-server, inference server (tiny), stub LLM, worker: the dev "
+            f"stack's settings for N={users}, except\n{describe_changes(changes)}",
+            file=sys.stderr,
         )
         lk = start_livekit_server(log_dir, name="loadtest-livekit")
         stack.callback(lk.stop)
         inference = start_inference_server(
             ROOT / ".cache" / "kyutai-tiny",
-            batch_size=slots,
-            tts_batch_size=slots,
+            batch_size=n_slots,
+            tts_batch_size=n_slots,
             log_dir=log_dir,
         )
         stack.callback(inference.stop)
         llm = stack.enter_context(StubLLM())
-        env = tiny_stack_env(
-            inference.url,
-            inference.api_key,
-            llm.base_url,
-            AGENT_MAX_JOBS=str(max_jobs),
-            AGENT_NUM_IDLE_PROCESSES="2",
-            KYUTAI_SILENCE_TIMEOUT_S="60",
-        )
+        env = tiny_stack_env(inference.url, inference.api_key, llm.base_url, **worker_env)
         worker = start_worker(lk, log_dir, name="loadtest-worker", env=env)
         stack.callback(worker.stop)
         metrics_url = f"http://127.0.0.1:{env['AGENT_PROMETHEUS_PORT']}/metrics"
@@ -548,7 +455,7 @@ def spawn_stack(log_dir: Path, slots: int, max_jobs: int) -> Iterator[Stack]:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m bench.loadtest",
-        description=__doc__,
+        description=f"{__doc__}{describe_changes(stack_changes(None))}",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
@@ -588,13 +495,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--spawn-stack",
         action="store_true",
-        help="start livekit-server, inference (tiny), stub LLM and a worker",
+        help="start the dev stack's processes (see above) on free loopback ports",
     )
     parser.add_argument(
         "--slots",
         type=int,
         default=0,
-        help="--spawn-stack: STT/TTS slots of the inference server (0 = the largest N)",
+        help=f"--spawn-stack: STT and TTS slots each (0 = the largest N, at least {MIN_SLOTS})",
     )
     parser.add_argument("--log-dir", type=Path, default=ROOT / "test-artifacts" / "loadtest")
     args = parser.parse_args(argv)
@@ -630,9 +537,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     with ExitStack() as stack_ctx:
         if args.spawn_stack:
-            top = max(args.user_counts)
             stack = stack_ctx.enter_context(
-                spawn_stack(args.log_dir, args.slots or max(8, top), max(16, top))
+                spawn_stack(args.log_dir, max(args.user_counts), args.slots)
             )
         else:
             key, secret = os.environ.get("LIVEKIT_API_KEY"), os.environ.get("LIVEKIT_API_SECRET")

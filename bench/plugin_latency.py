@@ -1,13 +1,14 @@
 """Latency of kyutai.STT and kyutai.TTS through the plugins against a Kyutai server.
 
-    uv run python bench/plugin_latency.py --turns 10 [--url ws://host:8089] [--out x.json]
+    uv run python -m bench.plugin_latency --turns 10 [--url ws://host:8089] [--out x.json]
 
 Without --url a local inference server with the tiny models is started (numbers then measure the
 plugin and protocol overhead, not real models). Per turn:
 - STT: a spoken fixture is fed in real time; end of audible speech → END_OF_SPEECH and → the
   FINAL_TRANSCRIPT (which waits for the flush marker).
 - TTS: first text pushed → first audio frame (TTFB), with the pre-connected socket.
-Prints percentiles and writes the raw samples as JSON.
+Prints count, mean, p50, p90, p99 and max (bench.stats.summarize) and writes the raw samples
+as JSON.
 """
 
 from __future__ import annotations
@@ -15,37 +16,24 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from livekit import rtc
+from livekit.agents import APIConnectOptions, stt
+from livekit.plugins import kyutai
+
+from harness.inference_server import start_inference_server
+from harness.speech import SAMPLE_RATE, speech_samples
+
+from .stats import Summary, summarize
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from livekit import rtc  # noqa: E402
-from livekit.agents import APIConnectOptions, stt  # noqa: E402
-from livekit.plugins import kyutai  # noqa: E402
-
-SR = 24000
+SR = SAMPLE_RATE
 OPTS = APIConnectOptions(max_retry=0, timeout=10.0)
-
-
-def percentiles(xs: list[float]) -> dict[str, float]:
-    if not xs:
-        return {}
-    arr = np.asarray(xs)
-    return {
-        "n": len(xs),
-        "mean": float(arr.mean()),
-        "p50": float(np.percentile(arr, 50)),
-        "p90": float(np.percentile(arr, 90)),
-        "p95": float(np.percentile(arr, 95)),
-        "max": float(arr.max()),
-    }
 
 
 async def stt_turn(model: kyutai.STT, pcm: np.ndarray) -> tuple[float, float] | None:
@@ -98,15 +86,14 @@ async def tts_turn(model: kyutai.TTS, text: str) -> float:
 
 
 async def run(url: str, turns: int) -> dict[str, Any]:
-    from harness.speech import read_wav, speech_wav
-
-    samples, sr = read_wav(speech_wav("Can you tell me what time it is?", trail_silence_s=2.5))
-    assert sr == SR
+    samples = speech_samples("Can you tell me what time it is?", trail_silence_s=2.5)
     pcm = (np.clip(samples, -1, 1) * 32767).astype(np.int16)
     stt_model = kyutai.STT(url=url)
     tts_model = kyutai.TTS(url=url)
     tts_model.prewarm()
-    eos, final, ttfb = [], [], []
+    eos: list[float] = []
+    final: list[float] = []
+    ttfb: list[float] = []
     for i in range(turns):
         res = await stt_turn(stt_model, pcm)
         if res is not None:
@@ -118,15 +105,22 @@ async def run(url: str, turns: int) -> dict[str, Any]:
     return {
         "url": url,
         "turns": turns,
-        "stt_end_of_speech_s": percentiles(eos),
-        "stt_final_transcript_s": percentiles(final),
-        "tts_first_audio_s": percentiles(ttfb),
+        "stt_end_of_speech_s": summarize(eos, with_max=True),
+        "stt_final_transcript_s": summarize(final, with_max=True),
+        "tts_first_audio_s": summarize(ttfb, with_max=True),
         "raw": {"eos": eos, "final": final, "ttfb": ttfb},
     }
 
 
+def format_line(key: str, stats: Summary) -> str:
+    cells = "  ".join(f"{k}={v:.3f}" for k, v in stats.items() if k != "count" and v is not None)
+    return f"{key:24s} n={stats['count']}  {cells}"
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.plugin_latency", description=__doc__.split("\n")[0]
+    )
     parser.add_argument("--turns", type=int, default=10)
     parser.add_argument("--url", default=None, help="Kyutai server (default: start a tiny one)")
     parser.add_argument("--out", type=Path, default=ROOT / "test-artifacts" / "plugin_latency.json")
@@ -135,8 +129,6 @@ def main() -> None:
     server = None
     url = args.url
     if url is None:
-        from harness.inference_server import start_inference_server
-
         server = start_inference_server(Path(tempfile.mkdtemp(prefix="kyutai-bench-")))
         url = server.url
     try:
@@ -145,9 +137,7 @@ def main() -> None:
         if server is not None:
             server.stop()
     for key in ("stt_end_of_speech_s", "stt_final_transcript_s", "tts_first_audio_s"):
-        stats = result[key]
-        line = "  ".join(f"{k}={v:.3f}" for k, v in stats.items() if k != "n")
-        print(f"{key:24s} n={stats.get('n', 0)}  {line}")
+        print(format_line(key, result[key]))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2))
     print(f"wrote {args.out}")

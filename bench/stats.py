@@ -1,7 +1,8 @@
-"""Statistics for the load test (bench/loadtest.py): pure functions, no I/O.
+"""Statistics for the benches (loadtest, barge_in, plugin_latency): pure functions, no I/O.
 
-- `summarize`: count, mean, p50, p90, p99 of measured values (linear interpolation between
-  order statistics, as numpy's default percentile).
+- `summarize`: count, mean, p50, p90, p99 (and max on request) of measured values (linear
+  interpolation between order statistics, as numpy's default percentile). Every bench
+  summarises its samples with it.
 - `parse_histograms` / `histogram_delta` / `summarize_histogram`: the worker's Prometheus
   histogram `kyutai_agent_turn_latency_seconds{stage=...}` read before and after a run; the
   difference is what this run added, its percentiles are estimated inside buckets.
@@ -30,12 +31,15 @@ def percentile(sorted_values: Sequence[float], q: float) -> float:
     return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (pos - lo)
 
 
-def summarize(values: Iterable[float]) -> Summary:
-    """count, mean, p50, p90, p99 (None when there is no value)."""
+def summarize(values: Iterable[float | None], *, with_max: bool = False) -> Summary:
+    """count, mean, p50, p90, p99, and max `with_max` (None when there is no value); None
+    and non-finite values are left out."""
     data = sorted(v for v in values if v is not None and math.isfinite(v))
     out: Summary = {"count": len(data), "mean": sum(data) / len(data) if data else None}
     for name, q in QUANTILES:
         out[name] = percentile(data, q) if data else None
+    if with_max:
+        out["max"] = data[-1] if data else None
     return out
 
 

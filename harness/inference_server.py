@@ -1,4 +1,4 @@
-"""Run the real inference server (`python -m inference serve`) as a subprocess for tests.
+"""Run the real inference server (`python -m inference serve`) as a subprocess (tests, benches).
 
     with start_inference_server(tmp_cache_dir, batch_size=2) as server:
         server.url       # ws://127.0.0.1:PORT   (append /api/asr-streaming or /api/tts_streaming)
@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_API_KEY = "public_token"
 
 

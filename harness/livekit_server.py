@@ -14,7 +14,7 @@ import yaml
 from .ports import free_port
 from .procs import ManagedProcess, http_ok, spawn, wait_until
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @functools.cache

@@ -1,8 +1,10 @@
-"""A real WebRTC participant for tests: speaks WAV files, records what the agent says."""
+"""A real WebRTC participant (tests, benches): speaks WAV files or samples in real time,
+records what the agent says and when it is audible."""
 
 from __future__ import annotations
 
 import asyncio
+import bisect
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
@@ -10,59 +12,22 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from livekit import api, rtc
+from livekit import rtc
 
-from .speech import read_wav
+from .speech import read_wav, speech_wav
 
 SAMPLE_RATE = 24000
 FRAME_SAMPLES = 480  # 20 ms, what WebRTC sends per packet
-
-
-def make_token(
-    api_key: str,
-    api_secret: str,
-    *,
-    room: str,
-    identity: str,
-    dispatch_agent: str | None = None,
-    dispatch_metadata: str = "",
-    ttl_s: int = 600,
-) -> str:
-    """A join token; with `dispatch_agent`, its RoomConfiguration dispatches that agent."""
-    import datetime
-
-    token = (
-        api.AccessToken(api_key, api_secret)
-        .with_identity(identity)
-        .with_name(identity)
-        .with_ttl(datetime.timedelta(seconds=ttl_s))
-        .with_grants(
-            api.VideoGrants(
-                room_join=True,
-                room=room,
-                can_publish=True,
-                can_subscribe=True,
-                can_publish_data=True,
-                can_update_own_metadata=True,  # lets tests set attributes (opt-outs)
-            )
-        )
-    )
-    if dispatch_agent:
-        token = token.with_room_config(
-            api.RoomConfiguration(
-                agents=[
-                    api.RoomAgentDispatch(agent_name=dispatch_agent, metadata=dispatch_metadata)
-                ]
-            )
-        )
-    return token.to_jwt()
+MIN_RMS = 0.01  # a received frame at least this loud is audible
+LONG_ANSWER_QUESTION = "Tell me about the planets please."
 
 
 @dataclass
 class ReceivedAudio:
     identity: str
     received_at: float  # time.monotonic() when the frame arrived
-    samples: np.ndarray  # float32 mono at SAMPLE_RATE
+    samples: np.ndarray  # float32 mono at SAMPLE_RATE (empty unless record_samples)
+    rms: float
 
 
 @dataclass
@@ -82,11 +47,15 @@ class AttributeChange:
 
 @dataclass
 class TestParticipant:
-    """Joins a room as a user. Every callback records into lists and wakes `wait_for`."""
+    """Joins a room as a user. Every callback records into lists and wakes `wait_for`.
+
+    `record_samples=False` keeps only the arrival time and loudness of each received frame
+    (a load test's users need no more)."""
 
     __test__ = False  # not a pytest class
 
     identity: str
+    record_samples: bool = True
     room: rtc.Room = field(default_factory=rtc.Room)
     audio: list[ReceivedAudio] = field(default_factory=list)
     transcripts: list[Transcript] = field(default_factory=list)
@@ -96,12 +65,14 @@ class TestParticipant:
     _source: rtc.AudioSource | None = None
     _pending: list[tuple[np.ndarray, asyncio.Future[float] | None]] = field(default_factory=list)
     _mic_task: asyncio.Future[None] | None = None
+    agent_left: bool = False  # an agent was in the room and left it
 
     async def join(self, url: str, token: str) -> None:
         self.room.on("track_subscribed", self._on_track_subscribed)
         self.room.on("participant_attributes_changed", self._on_attributes)
         self.room.on("participant_connected", lambda _p: self._notify())
-        self.room.on("participant_disconnected", lambda _p: self._notify())
+        self.room.on("participant_disconnected", self._on_participant_left)
+        self.room.on("disconnected", lambda *_: self._notify())
         self.room.register_text_stream_handler("lk.transcription", self._on_text_stream)
         await self.room.connect(url, token, rtc.RoomOptions(auto_subscribe=True))
 
@@ -161,23 +132,29 @@ class TestParticipant:
         frames = [a.samples for a in self.audio]
         return np.concatenate(frames) if frames else np.zeros(0, dtype=np.float32)
 
-    def agent_audio_after(self, t: float, *, min_rms: float = 0.01) -> float | None:
+    def _audio_from(self, t: float) -> int:
+        """Index of the first received frame that arrived at or after `t`."""
+        return bisect.bisect_left(self.audio, t, key=lambda a: a.received_at)
+
+    def agent_audio_after(self, t: float, *, min_rms: float = MIN_RMS) -> float | None:
         """Monotonic arrival time of the first audible agent frame after `t`, if any."""
-        for chunk in self.audio:
-            if chunk.received_at >= t and float(np.sqrt(np.mean(chunk.samples**2))) >= min_rms:
+        for chunk in self.audio[self._audio_from(t) :]:
+            if chunk.rms >= min_rms:
                 return chunk.received_at
         return None
 
+    def agent_quiet_since(self, t: float, *, min_rms: float = MIN_RMS) -> bool:
+        """No audible agent frame arrived at or after `t`."""
+        return self.agent_audio_after(t, min_rms=min_rms) is None
+
     def agent_audio_stopped_after(
-        self, t: float, *, gap: float = 0.3, min_rms: float = 0.01
+        self, t: float, *, gap: float = 0.3, min_rms: float = MIN_RMS
     ) -> float | None:
         """Arrival time of the last audible agent frame after `t` that is followed by at least
         `gap` seconds of inaudible frames: when the listener stopped hearing the agent."""
         last_loud: float | None = None
-        for chunk in self.audio:
-            if chunk.received_at < t:
-                continue
-            loud = float(np.sqrt(np.mean(chunk.samples**2))) >= min_rms
+        for chunk in self.audio[self._audio_from(t) :]:
+            loud = chunk.rms >= min_rms
             if loud:
                 if last_loud is not None and chunk.received_at - last_loud >= gap:
                     return last_loud
@@ -185,6 +162,32 @@ class TestParticipant:
             elif last_loud is not None and chunk.received_at - last_loud >= gap:
                 return last_loud
         return None
+
+    async def start_long_answer(
+        self,
+        question: str = LONG_ANSWER_QUESTION,
+        *,
+        into_s: float = 2.0,
+        agent_timeout: float = 10.0,
+        answer_timeout: float = 10.0,
+    ) -> float:
+        """Wait for the greeting, ask `question` aloud, and listen `into_s` seconds into the
+        answer: the prelude of every interruption test (script a long answer in the LLM
+        first). Returns when that answer was first heard (monotonic)."""
+        await self.wait_for_greeting(agent_timeout=agent_timeout)
+        _onset, end = await self.say(speech_wav(question))
+        await self.wait_for(
+            lambda: self.agent_audio_after(end) is not None,
+            timeout=answer_timeout,
+            what="the long answer to start",
+        )
+        started = self.agent_audio_after(end) or 0.0
+        await self.wait_for(
+            lambda: time.monotonic() - started > into_s,
+            timeout=into_s + 3,
+            what=f"{into_s} s of the long answer",
+        )
+        return started
 
     # --- speaking ----------------------------------------------------------------------
     async def publish_microphone(self) -> rtc.AudioSource:
@@ -263,7 +266,9 @@ class TestParticipant:
         try:
             async for event in stream:
                 data = np.frombuffer(event.frame.data, dtype=np.int16).astype(np.float32) / 32768
-                self.audio.append(ReceivedAudio(identity, time.monotonic(), data))
+                rms = float(np.sqrt(np.mean(data**2))) if data.size else 0.0
+                kept = data if self.record_samples else data[:0]
+                self.audio.append(ReceivedAudio(identity, time.monotonic(), kept, rms))
                 self._notify()
         except Exception:  # the stream's handle is gone once the track is unpublished
             return
@@ -281,6 +286,11 @@ class TestParticipant:
             self._notify()
 
         self._spawn(read())
+
+    def _on_participant_left(self, participant: rtc.RemoteParticipant) -> None:
+        if participant.kind == rtc.ParticipantKind.PARTICIPANT_KIND_AGENT:
+            self.agent_left = True
+        self._notify()
 
     def _on_attributes(self, changed: dict[str, str], participant: rtc.Participant) -> None:
         self.attribute_changes.append(

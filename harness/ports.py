@@ -1,4 +1,4 @@
-"""Free loopback ports for servers started by tests."""
+"""Free loopback ports for the servers the harness starts."""
 
 from __future__ import annotations
 

@@ -7,8 +7,7 @@ import socket
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
-
+from .errors import PrerequisiteMissing
 from .ports import free_port
 from .procs import ManagedProcess, spawn, wait_until
 
@@ -36,10 +35,10 @@ def redis_ping(port: int) -> bool:
 
 
 def start_redis(log_dir: Path, name: str = "redis") -> Redis:
-    """Start redis-server without persistence; skips the test when it is not installed."""
+    """Start redis-server without persistence (PrerequisiteMissing when it is not installed)."""
     redis_bin = shutil.which("redis-server")
     if redis_bin is None:
-        pytest.skip("redis-server is not installed (apt-get install redis-server)")
+        raise PrerequisiteMissing("redis-server is not installed (apt-get install redis-server)")
     port = free_port()
     args = ["--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no"]
     process = spawn(name, [redis_bin, *args], log_dir)

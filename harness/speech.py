@@ -1,4 +1,4 @@
-"""Spoken test fixtures, generated with espeak-ng at test time and cached per text."""
+"""Spoken fixtures (tests, benches), generated with espeak-ng on first use and cached per text."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 SAMPLE_RATE = 24000
-CACHE_DIR = Path(__file__).resolve().parents[2] / ".cache" / "speech-fixtures"
+CACHE_DIR = Path(__file__).resolve().parents[1] / ".cache" / "speech-fixtures"
 
 
 def _resample(samples: np.ndarray, src_rate: int, dst_rate: int) -> np.ndarray:
@@ -80,3 +80,19 @@ def speech_wav(
     write_wav(tmp, np.concatenate([pad[0], samples, pad[1]]), sample_rate)
     tmp.replace(out)  # atomic: concurrent tests never read a half-written file
     return out
+
+
+def speech_samples(
+    text: str,
+    *,
+    language: str = "en",
+    lead_silence_s: float = 0.5,
+    trail_silence_s: float = 0.5,
+) -> np.ndarray:
+    """`speech_wav`'s audio as float32 mono samples at SAMPLE_RATE."""
+    samples, _rate = read_wav(
+        speech_wav(
+            text, language=language, lead_silence_s=lead_silence_s, trail_silence_s=trail_silence_s
+        )
+    )
+    return samples

@@ -21,6 +21,13 @@ from typing import Any
 from aiohttp import web
 
 MODEL = "stub-llm"
+# A reply that takes ~15 s to speak: what interruption tests and the barge-in bench talk over.
+LONG_ANSWER = (
+    "Let me tell you a long story about the planets of our solar system, starting with "
+    "Mercury, the smallest and closest to the sun, then Venus with its thick clouds, then "
+    "our own Earth, then Mars the red planet, then the giants Jupiter and Saturn, and finally "
+    "the ice giants Uranus and Neptune, far away in the cold and the dark."
+)
 
 
 @dataclass

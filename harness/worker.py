@@ -1,4 +1,4 @@
-"""Run the agent worker (`python -m agent`) as a subprocess against a test livekit-server."""
+"""Run the agent worker (`python -m agent`) as a subprocess against a local livekit-server."""
 
 from __future__ import annotations
 
@@ -10,20 +10,20 @@ from pathlib import Path
 from .livekit_server import ROOT, LiveKitServer
 from .ports import free_port
 from .procs import ManagedProcess, http_ok, spawn, wait_until
+from .stack import TINY_MODELS_ENV
 
 
 def tiny_stack_env(inference_url: str, api_key: str, llm_url: str, **extra: str) -> dict[str, str]:
     """A worker's environment for the tiny inference server and a (stub) LLM, on free ports.
 
-    The tiny models' pause heads carry no meaning: turns end on Silero VAD silence, shortened
-    to 0.35 s. `extra` adds or overrides variables (`AGENT_MAX_JOBS="4"`, …)."""
+    `TINY_MODELS_ENV` (harness/stack.py, shared with scripts/dev-stack.sh): turns end on
+    Silero VAD silence. `extra` adds or overrides variables (`AGENT_MAX_JOBS="4"`, …)."""
     return {
         "KYUTAI_STT_URL": inference_url,
         "KYUTAI_TTS_URL": inference_url,
         "KYUTAI_API_KEY": api_key,
         "KYUTAI_LLM_URL": llm_url,
-        "KYUTAI_TURN_DETECTION": "vad",
-        "KYUTAI_VAD_MIN_SILENCE_S": "0.35",
+        **TINY_MODELS_ENV,
         "AGENT_STATUS_PORT": str(free_port()),
         "AGENT_PROMETHEUS_PORT": str(free_port()),
         **extra,

@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # README command (1): set up and run the whole local stack on this machine.
 #   livekit-server (dev mode) · Kyutai inference server · LLM · token service + widget ·
-#   agent worker · failover (re-dispatches the agent of a room whose worker died)
+#   agent worker · dispatcher (re-dispatches the agent of a room whose worker died)
 # Ctrl-C stops everything cleanly. Logs: .cache/stack-logs/<service>.log
 #
 #   KYUTAI_MODELS=tiny|default   models of the inference server (default: tiny, CPU-friendly babble;
 #                                `default` needs a GPU and the Hugging Face weights)
 #   KYUTAI_LLM_URL=http://...    an OpenAI-compatible LLM; unset = a local scripted stub LLM
-#   SKIP_SETUP=1                 do not run `uv sync` / fetch livekit-server first
+#   SKIP_SETUP=1                 do not run scripts/setup.sh first
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -18,15 +18,10 @@ mkdir -p "$LOG_DIR"
 say() { printf '\033[1m[stack]\033[0m %s\n' "$*"; }
 die() { printf '\033[31m[stack] %s\033[0m\n' "$*" >&2; exit 1; }
 
-# --- setup ------------------------------------------------------------------------------
+# --- setup: what is missing (system packages, uv, Python packages, livekit-server, widget) ---
 if [[ "${SKIP_SETUP:-0}" != 1 ]]; then
-  if ! command -v uv >/dev/null 2>&1; then
-    say "installing uv"
-    python3 -m pip install --quiet --user uv || die "could not install uv (see https://docs.astral.sh/uv/)"
-    export PATH="$HOME/.local/bin:$PATH"
-  fi
-  say "installing Python dependencies (uv sync)"
-  uv sync --frozen >"$LOG_DIR/setup.log" 2>&1 || die "uv sync failed, see $LOG_DIR/setup.log"
+  say "setting up (scripts/setup.sh; done work is skipped)"
+  bash scripts/setup.sh || die "setup failed (see above)"
 fi
 LIVEKIT_SERVER="$(bash scripts/ensure-livekit-server.sh)" || die "no livekit-server (see above)"
 PY="$ROOT/.venv/bin/python"
@@ -79,10 +74,10 @@ if [[ -f inference/__main__.py ]]; then
   start inference "$PY" -m inference serve --models "$KYUTAI_MODELS" --host 127.0.0.1 --port "$INFERENCE_PORT"
   wait_http inference "http://127.0.0.1:$INFERENCE_PORT/api/build_info" 300
   export KYUTAI_STT_URL="ws://127.0.0.1:$INFERENCE_PORT" KYUTAI_TTS_URL="ws://127.0.0.1:$INFERENCE_PORT"
-  # Tiny models' pause heads carry no meaning: end turns on Silero VAD silence instead.
+  # Tiny models' pause heads carry no meaning: turns end on Silero VAD silence instead. The
+  # variables are the ones the tests and benches use (harness/stack.py); yours win.
   if [[ "$KYUTAI_MODELS" == tiny ]]; then
-    export KYUTAI_TURN_DETECTION="${KYUTAI_TURN_DETECTION:-vad}"
-    export KYUTAI_VAD_MIN_SILENCE_S="${KYUTAI_VAD_MIN_SILENCE_S:-0.35}"
+    eval "$("$PY" -m harness.stack tiny-env)"
   fi
 fi
 
@@ -100,8 +95,8 @@ if [[ -f tokens/__main__.py ]]; then
   wait_http tokens "http://127.0.0.1:$TOKENS_PORT/healthz" 30
 fi
 
-start failover "$PY" -m dispatcher --host 127.0.0.1 --port 8083
-wait_http failover "http://127.0.0.1:8083/" 30
+start dispatcher "$PY" -m dispatcher --host 127.0.0.1 --port 8083
+wait_http dispatcher "http://127.0.0.1:8083/" 30
 start agent "$PY" -m agent dev
 wait_http agent "http://127.0.0.1:$AGENT_HTTP_PORT/" 60
 for _ in $(seq 1 300); do grep -q "registered worker" "$LOG_DIR/agent.log" && break; sleep 0.1; done
@@ -116,6 +111,7 @@ cat <<MSG
                      http://127.0.0.1:${AGENT_STATUS_PORT:-8082}/health  (are STT, TTS and LLM reachable?)
 $( [[ -f inference/__main__.py ]] && echo "    Inference        ws://127.0.0.1:$INFERENCE_PORT         (models: $KYUTAI_MODELS)" )
     LLM              $KYUTAI_LLM_URL
+    Dispatcher       http://127.0.0.1:8083/        (dispatches the agent again if its worker dies)
 $( [[ -f tokens/__main__.py ]] && echo "    Demo page        http://127.0.0.1:$TOKENS_PORT/        <- open this in a browser" )
 
   Join room "demo" with the agent from any LiveKit client (e.g. https://meet.livekit.io/custom):

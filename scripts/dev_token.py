@@ -1,18 +1,18 @@
 """Print a development join token whose RoomConfiguration dispatches the agent.
 
 Uses LIVEKIT_API_KEY/LIVEKIT_API_SECRET (the stack's dev keys); for production tokens use the
-token service (`python -m tokens serve`).
+token service (`python -m tokens serve`). The token is made by harness.join_token.make_token,
+as the tests' and benches' tokens are.
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
 import warnings
 
-from livekit import api
+from harness.join_token import make_token
 
 # LiveKit's dev secret ("secret") is short by design; this script is for dev mode only.
 warnings.filterwarnings("ignore", message="The HMAC key is")
@@ -30,18 +30,16 @@ def main() -> None:
     if not key or not secret:
         raise SystemExit("dev_token: set LIVEKIT_API_KEY and LIVEKIT_API_SECRET")
     metadata = json.dumps({"character": args.character} if args.character else {})
-    token = (
-        api.AccessToken(key, secret)
-        .with_identity(args.identity)
-        .with_ttl(datetime.timedelta(hours=args.ttl_hours))
-        .with_grants(api.VideoGrants(room_join=True, room=args.room))
-        .with_room_config(
-            api.RoomConfiguration(
-                agents=[api.RoomAgentDispatch(agent_name=args.agent, metadata=metadata)]
-            )
-        )
+    token = make_token(
+        key,
+        secret,
+        room=args.room,
+        identity=args.identity,
+        dispatch_agent=args.agent,
+        dispatch_metadata=metadata,
+        ttl_s=args.ttl_hours * 3600,
     )
-    print(token.to_jwt())
+    print(token)
 
 
 if __name__ == "__main__":

@@ -11,24 +11,24 @@ import sys
 
 from pydantic import ValidationError
 
-from tokens.catalog import Catalog, CatalogError, load_catalog
+from catalog.characters import CharactersError, CharacterSet, load_characters
+from catalog.validation import dotted, validation_problems
 from tokens.settings import Settings, check_settings
 
 EXIT_CONFIG = 2
 
 
-def _load() -> tuple[Settings, Catalog] | list[str]:
+def _load() -> tuple[Settings, CharacterSet] | list[str]:
     try:
         settings = Settings()
     except ValidationError as exc:
         # Name the variable and the rule, never echo the value (it may be a secret).
-        return [
-            f"{'.'.join(str(p) for p in err['loc']).upper()}: {err['msg']}" for err in exc.errors()
-        ]
+        return validation_problems(exc, lambda loc: dotted(loc).upper())
     problems = check_settings(settings)
     try:
-        catalog = load_catalog(settings.kyutai_characters_file)
-    except CatalogError as exc:
+        # The loader the agent's start-up uses: both refuse the same characters files.
+        catalog = load_characters(settings.kyutai_characters_file)
+    except CharactersError as exc:
         problems.append(str(exc))
         return problems
     return problems or (settings, catalog)
@@ -48,7 +48,8 @@ def main(argv: list[str] | None = None) -> int:
     if isinstance(loaded, list):
         print("tokens: configuration error:", file=sys.stderr)
         for problem in loaded:
-            print(f"  - {problem}", file=sys.stderr)
+            # A characters file lists its own problems, one per line: nest them.
+            print("  - " + problem.replace("\n", "\n    "), file=sys.stderr)
         return EXIT_CONFIG
     settings, catalog = loaded
     if args.command == "check":

@@ -25,8 +25,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Scope
 
+from catalog.characters import CharacterSet, Language
+from catalog.dispatch import SelectionError, SelectionRequest, resolve, strict
 from tokens.auth import ApiKeys, origin_allowed, parse_bearer
-from tokens.catalog import Catalog, Language, SelectionError, resolve_selection
 from tokens.grants import NAME_PATTERN, mint_token, random_name
 from tokens.metrics import Metrics, Refusal
 from tokens.ratelimit import RateLimiter, client_key
@@ -145,7 +146,7 @@ def _client_ip(request: Request) -> str:
 
 def create_app(
     settings: Settings,
-    catalog: Catalog,
+    catalog: CharacterSet,
     *,
     clock: Callable[[], float] = time.monotonic,
     static_dir: Path = STATIC_DIR,
@@ -270,14 +271,14 @@ def create_app(
                 client,
             )
         try:
-            selection = resolve_selection(
-                catalog,
+            asked = SelectionRequest(
                 character=body.character,
                 voice=body.voice,
                 language=body.language,
                 subject=body.subject,
                 level=body.level,
             )
+            selection = resolve(catalog, asked, strict)
         except SelectionError as exc:
             raise RequestValidationError(
                 [{"loc": ("body", exc.field), "msg": exc.message, "type": "catalog"}]

@@ -10,9 +10,11 @@ from dataclasses import dataclass
 import jwt
 from livekit import api
 
-from tokens.catalog import Selection
+from catalog.characters import ID_PATTERN
+from catalog.dispatch import Selection
 
-NAME_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+# Room names and identities share the character ids' charset.
+NAME_PATTERN = ID_PATTERN
 _NAME_RE = re.compile(NAME_PATTERN)
 # Browsers may publish only their microphone: no camera, no screen share.
 PUBLISH_SOURCES = ("microphone",)

@@ -40,7 +40,6 @@ from agent.conversation.texts import (
     number_words,
     texts_for,
 )
-from agent.log import logger
 from catalog.characters import (
     Character,
     CharacterSet,
@@ -49,7 +48,7 @@ from catalog.characters import (
     Language,
     QuizShowInstructions,
 )
-from catalog.dispatch import RoomChoice, Selection, lenient
+from catalog.dispatch import RoomChoice
 from catalog.validation import validation_problems
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
@@ -63,21 +62,6 @@ _M = TypeVar("_M", bound=BaseModel)
 
 class PromptDataError(ValueError):
     """A prompt data file is missing or malformed, or does not cover the characters."""
-
-
-# --- the room -----------------------------------------------------------------------------------
-
-
-def parse_room_metadata(metadata: str | bytes | None, characters: CharacterSet) -> RoomChoice:
-    """What the room plays, from its dispatch metadata. Never raises.
-
-    The token service's rule (``catalog.dispatch.resolve``), read leniently: a bad value is
-    logged (logger ``kyutai.agent``) with the valid choices, and that field's default is used.
-    """
-    if metadata is None or not metadata.strip():
-        logger.info("no dispatch metadata; using the default character")
-    selection = Selection.from_metadata(metadata, characters, lenient(logger))
-    return RoomChoice.of(selection, characters)
 
 
 # --- data files ---------------------------------------------------------------------------------
@@ -463,9 +447,13 @@ def greeting_instruction(choice: RoomChoice, data: PromptData | None = None) -> 
     if data is not None and subject:
         subject = data.subject_name(subject, language)
     count = instructions.questions if isinstance(instructions, QuizShowInstructions) else 0
-    follow = BY_TYPE[instructions.type].greeting(t).format(
-        count=number_words(count, language),
-        subject=subject,
-        level=level_name(choice.level or "", language),
+    follow = (
+        BY_TYPE[instructions.type]
+        .greeting(t)
+        .format(
+            count=number_words(count, language),
+            subject=subject,
+            level=level_name(choice.level or "", language),
+        )
     )
     return t.greeting.format(name=character.spoken_name) + follow

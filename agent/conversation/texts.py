@@ -234,8 +234,7 @@ EN = Texts(
         "interests them."
     ),
     greet_explanation=(
-        "Then say you can explain how this voice agent works, and ask what they would like "
-        "to know."
+        "Then say you can explain how this voice agent works, and ask what they would like to know."
     ),
     greet_constant="Then ask an opening question that fits your character.",
     greet_tutor=(

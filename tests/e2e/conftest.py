@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from harness.inference_server import InferenceServer, start_inference_server
+from harness.join_token import make_token
 from harness.livekit_server import ROOT, LiveKitServer, start_livekit_server
-from harness.participant import TestParticipant, make_token
+from harness.participant import TestParticipant
 from harness.stub_llm import StubLLM
 from harness.worker import tiny_stack_env
 

@@ -14,24 +14,32 @@ import pytest
 from harness.livekit_server import LiveKitServer
 from harness.participant import SAMPLE_RATE, TestParticipant
 from harness.speech import speech_wav
-from harness.stub_llm import Reply, StubLLM
+from harness.stub_llm import LONG_ANSWER, Reply, StubLLM
 from harness.worker import WorkerHandle, start_worker
 
 pytestmark = pytest.mark.e2e
 
 MakeParticipant = Callable[..., Awaitable[TestParticipant]]
-RECORDINGS = Path(__file__).resolve().parents[2] / "test-artifacts" / "recordings"
+
+
+@pytest.fixture(scope="module")
+def recordings_dir(artifacts_dir: Path) -> Path:
+    """Where this module's worker writes its text recordings."""
+    return artifacts_dir / "recordings"
 
 
 @pytest.fixture(scope="module")
 def worker(
-    livekit_server: LiveKitServer, artifacts_dir: Path, agent_env: dict[str, str]
+    livekit_server: LiveKitServer,
+    artifacts_dir: Path,
+    recordings_dir: Path,
+    agent_env: dict[str, str],
 ) -> Iterator[WorkerHandle]:
     env = {
         **agent_env,
         "KYUTAI_SILENCE_TIMEOUT_S": "3",
         "KYUTAI_MAX_SILENT_TURNS": "2",
-        "KYUTAI_RECORDINGS_DIR": str(RECORDINGS),
+        "KYUTAI_RECORDINGS_DIR": str(recordings_dir),
     }
     handle = start_worker(
         livekit_server, artifacts_dir / "logs", name="worker-conversation", env=env
@@ -151,14 +159,6 @@ async def test_prometheus_shows_latency_histograms(
     await user.leave()
 
 
-LONG_REPLY = (
-    "Let me tell you a long story about the planets of our solar system, starting with "
-    "Mercury, the smallest and closest to the sun, then Venus with its thick clouds, then "
-    "our own Earth, then Mars the red planet, then the giants Jupiter and Saturn, and finally "
-    "the ice giants Uranus and Neptune, far away in the cold and the dark."
-)
-
-
 async def test_answers_a_spoken_question_within_two_seconds(
     worker: WorkerHandle, stub_llm: StubLLM, make_participant: MakeParticipant, room_name: str
 ) -> None:
@@ -202,17 +202,11 @@ async def test_barge_in_stops_the_agent_fast_and_history_keeps_heard_words(
 ) -> None:
     stub_llm.push(
         Reply(text="Hello there."),
-        Reply(text=LONG_REPLY),
+        Reply(text=LONG_ANSWER),
         Reply(text="Sure, let us talk about the moon instead."),
     )
     user = await make_participant(room_name, "barger", dispatch_agent="kyutai-agent")
-    await user.wait_for_greeting()
-    _onset, end = await user.say(speech_wav("Tell me about the planets please."))
-    await user.wait_for(
-        lambda: user.agent_audio_after(end) is not None, timeout=10, what="the long answer to start"
-    )
-    started = user.agent_audio_after(end) or 0.0
-    await user.wait_for(lambda: time.monotonic() - started > 2.0, timeout=5, what="2 s of it")
+    await user.start_long_answer(into_s=2.0)
     onset, _ = await user.say(
         speech_wav("Stop, stop! Let us talk about the moon instead.", lead_silence_s=0.0)
     )
@@ -231,8 +225,8 @@ async def test_barge_in_stops_the_agent_fast_and_history_keeps_heard_words(
     heard = str(cut["content"])
     assert heard.endswith("—"), heard
     heard_words = heard.rstrip("—").split()
-    assert 0 < len(heard_words) < len(LONG_REPLY.split()), heard
-    assert LONG_REPLY.startswith(" ".join(heard_words[:3]))
+    assert 0 < len(heard_words) < len(LONG_ANSWER.split()), heard
+    assert LONG_ANSWER.startswith(" ".join(heard_words[:3]))
     await user.leave()
 
 
@@ -252,15 +246,9 @@ async def test_a_click_pauses_the_agent_only_for_a_moment(
     make_participant: MakeParticipant,
     room_name: str,
 ) -> None:
-    stub_llm.push(Reply(text="Hello there."), Reply(text=LONG_REPLY))
+    stub_llm.push(Reply(text="Hello there."), Reply(text=LONG_ANSWER))
     user = await make_participant(room_name, "clicker", dispatch_agent="kyutai-agent")
-    await user.wait_for_greeting()
-    _onset, end = await user.say(speech_wav("Tell me about the planets please."))
-    await user.wait_for(
-        lambda: user.agent_audio_after(end) is not None, timeout=10, what="the long answer to start"
-    )
-    started = user.agent_audio_after(end) or 0.0
-    await user.wait_for(lambda: time.monotonic() - started > 2.0, timeout=5, what="2 s of it")
+    await user.start_long_answer(into_s=2.0)
     released = fast_pauses(agent_env, "released")
     # A 30 ms decaying noise burst (a knock on the desk): loud, but no speech for the VAD.
     rng = np.random.default_rng(7)
@@ -294,15 +282,9 @@ async def test_a_click_pauses_the_agent_only_for_a_moment(
 async def test_a_backchannel_does_not_stop_the_agent(
     worker: WorkerHandle, stub_llm: StubLLM, make_participant: MakeParticipant, room_name: str
 ) -> None:
-    stub_llm.push(Reply(text="Hello there."), Reply(text=LONG_REPLY))
+    stub_llm.push(Reply(text="Hello there."), Reply(text=LONG_ANSWER))
     user = await make_participant(room_name, "nodder", dispatch_agent="kyutai-agent")
-    await user.wait_for_greeting()
-    _onset, end = await user.say(speech_wav("Tell me about the planets please."))
-    await user.wait_for(
-        lambda: user.agent_audio_after(end) is not None, timeout=10, what="the long answer to start"
-    )
-    started = user.agent_audio_after(end) or 0.0
-    await user.wait_for(lambda: time.monotonic() - started > 2.0, timeout=5, what="2 s of it")
+    await user.start_long_answer(into_s=2.0)
     # A one-word backchannel (espeak says "yeah" in 0.31 s; its "mm-hm" drags on for 0.76 s).
     _onset, bc_end = await user.say(speech_wav("yeah", lead_silence_s=0.0, trail_silence_s=0.0))
     # The agent goes on (possibly after a short pause): it is heard 2.5 s later…
@@ -314,7 +296,11 @@ async def test_a_backchannel_does_not_stop_the_agent(
 
 
 async def test_recording_is_text_only_and_deleted_on_opt_out(
-    worker: WorkerHandle, stub_llm: StubLLM, make_participant: MakeParticipant, room_name: str
+    worker: WorkerHandle,
+    recordings_dir: Path,
+    stub_llm: StubLLM,
+    make_participant: MakeParticipant,
+    room_name: str,
 ) -> None:
     import json
 
@@ -327,7 +313,7 @@ async def test_recording_is_text_only_and_deleted_on_opt_out(
     )
 
     def files() -> list[Path]:
-        return sorted(RECORDINGS.glob(f"{room_name}-*.jsonl"))
+        return sorted(recordings_dir.glob(f"{room_name}-*.jsonl"))
 
     await user.wait_for(
         lambda: bool(files()) and "recorded as text" in files()[0].read_text(),

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from harness.join_token import make_token
 from harness.livekit_server import LiveKitServer
-from harness.participant import TestParticipant, make_token
+from harness.participant import TestParticipant
 from harness.ports import free_port
 from harness.procs import wait_until
 from harness.speech import speech_wav

@@ -23,8 +23,9 @@ from typing import Any
 
 import pytest
 
+from harness.join_token import make_token
 from harness.livekit_server import ROOT, LiveKitServer, start_livekit_server
-from harness.participant import TestParticipant, make_token
+from harness.participant import TestParticipant
 from harness.ports import free_port
 from harness.procs import ManagedProcess, http_ok, spawn, wait_until
 from harness.speech import speech_wav

@@ -18,7 +18,6 @@ The screenshot lands in test-artifacts/widget.png.
 from __future__ import annotations
 
 import asyncio
-import datetime
 import json
 import os
 import shutil
@@ -30,8 +29,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from livekit import api
 
+from harness.join_token import make_token
 from harness.livekit_server import ROOT, LiveKitServer
 from harness.participant import TestParticipant
 from harness.ports import free_port
@@ -219,27 +218,6 @@ def _check_common(result: dict[str, Any]) -> None:
 # --- the fake agent: a Python participant with the attributes and streams of an agent ---------
 
 
-def _agent_like_token(server: LiveKitServer, room: str, identity: str) -> str:
-    """A normal participant (not kind AGENT) allowed to set its own attributes."""
-    return (
-        api.AccessToken(server.api_key, server.api_secret)
-        .with_identity(identity)
-        .with_name("Fake tutor")
-        .with_ttl(datetime.timedelta(minutes=10))
-        .with_grants(
-            api.VideoGrants(
-                room_join=True,
-                room=room,
-                can_publish=True,
-                can_subscribe=True,
-                can_publish_data=True,
-                can_update_own_metadata=True,
-            )
-        )
-        .to_jwt()
-    )
-
-
 async def _wait_for_track(fake: TestParticipant, identity: str) -> str:
     """The sid of the widget user's microphone track, as the agent would see it."""
 
@@ -305,7 +283,15 @@ async def fake_agent_factory(livekit_server: LiveKitServer) -> AsyncIterator[Any
 
     async def join(room: str) -> TestParticipant:
         fake = TestParticipant(identity="agent-fake")
-        await fake.join(livekit_server.url, _agent_like_token(livekit_server, room, "agent-fake"))
+        # A normal participant (not kind AGENT) that sets its own attributes as an agent does.
+        token = make_token(
+            livekit_server.api_key,
+            livekit_server.api_secret,
+            room=room,
+            identity="agent-fake",
+            name="Fake tutor",
+        )
+        await fake.join(livekit_server.url, token)
         joined.append(fake)
         return fake
 

@@ -82,7 +82,9 @@ def exposed_ports(service: dict[str, Any]) -> set[int]:
     return {int(str(p).split("/")[0]) for p in service.get("expose", [])}
 
 
-async def test_compose_livekit_boots_and_signs_webhooks_for_the_dispatcher(artifacts_dir: Path) -> None:
+async def test_compose_livekit_boots_and_signs_webhooks_for_the_dispatcher(
+    artifacts_dir: Path,
+) -> None:
     services = COMPOSE["services"]
     service = services["livekit"]
     key, secret = "deploykey", secrets.token_hex(24)

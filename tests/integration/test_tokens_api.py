@@ -24,8 +24,10 @@ from livekit.api.access_token import Claims
 from pydantic import SecretStr
 from schemathesis.checks import not_a_server_error
 
+from catalog.characters import CharacterSet, parse_characters
+from tests.samples import EN_VOICE, SECRET_PROMPT, sample_catalog_data
+from tests.samples import TUTOR_FR_VOICE as FR_VOICE
 from tokens.app import create_app
-from tokens.catalog import Catalog, parse_catalog
 from tokens.settings import Settings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -34,36 +36,7 @@ LK_SECRET = "integration-secret-0123456789abcdef-XYZ"
 API_KEY = "backend-key-0123456789abcdef"
 OTHER_API_KEY = "second-backend-key-0123456789"
 ALLOWED_ORIGIN = "https://app.example"
-FR_VOICE = "cml-tts/fr/2154_2576_000020.wav.1e68beda@240.safetensors"
-EN_VOICE = "unmute-prod-website/p329_022.wav.1e68beda@240.safetensors"
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
-
-CATALOG_DATA: dict[str, Any] = {
-    "default": "watercooler",
-    "characters": [
-        {
-            "id": "watercooler",
-            "name": "Watercooler",
-            "description": "Small talk.",
-            "language": "en",
-            "voice": EN_VOICE,
-            "instructions": {"type": "smalltalk", "prompt": "SECRET PROMPT TEXT"},
-        },
-        {
-            "id": "tutor",
-            "name": "Tutor",
-            "description": "A tutor.",
-            "language": "en",
-            "languages": ["en", "fr"],
-            "voice": "vctk/p226_023.wav.1e68beda@240.safetensors",
-            "voice_by_language": {"fr": FR_VOICE},
-            "takes_subject": True,
-            "subjects": ["maths", "history"],
-            "levels": ["beginner", "advanced"],
-            "instructions": {"type": "tutor"},
-        },
-    ],
-}
 
 
 class FakeClock:
@@ -90,8 +63,8 @@ def make_settings(**overrides: Any) -> Settings:
 
 
 @pytest.fixture
-def catalog() -> Catalog:
-    return parse_catalog(CATALOG_DATA)
+def catalog() -> CharacterSet:
+    return parse_characters(sample_catalog_data())
 
 
 @pytest.fixture
@@ -100,13 +73,13 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-def client(catalog: Catalog, clock: FakeClock) -> Iterator[TestClient]:
+def client(catalog: CharacterSet, clock: FakeClock) -> Iterator[TestClient]:
     with TestClient(create_app(make_settings(), catalog, clock=clock)) as c:
         yield c
 
 
 @pytest.fixture
-def demo_client(catalog: Catalog, clock: FakeClock) -> Iterator[TestClient]:
+def demo_client(catalog: CharacterSet, clock: FakeClock) -> Iterator[TestClient]:
     app = create_app(make_settings(token_demo_mode=True), catalog, clock=clock)
     with TestClient(app) as c:
         yield c
@@ -191,7 +164,7 @@ def test_defaults_and_random_names(client: TestClient) -> None:
     }
 
 
-def test_second_api_key_works_and_agent_name_is_configurable(catalog: Catalog) -> None:
+def test_second_api_key_works_and_agent_name_is_configurable(catalog: CharacterSet) -> None:
     app = create_app(make_settings(livekit_agent_name="other-agent", token_ttl_s=60), catalog)
     with TestClient(app) as c:
         response = c.post("/v1/token", headers={"Authorization": f"bearer {OTHER_API_KEY}"})
@@ -334,7 +307,7 @@ def test_demo_rate_limit_is_429_with_retry_after(demo_client: TestClient, clock:
     assert demo_client.post("/v1/token").status_code == 200
 
 
-def test_rate_limit_is_per_client_ip(catalog: Catalog, clock: FakeClock) -> None:
+def test_rate_limit_is_per_client_ip(catalog: CharacterSet, clock: FakeClock) -> None:
     app = create_app(make_settings(token_demo_mode=True), catalog, clock=clock)
     with (
         TestClient(app, client=("203.0.113.1", 1000)) as first,
@@ -344,7 +317,7 @@ def test_rate_limit_is_per_client_ip(catalog: Catalog, clock: FakeClock) -> None
         assert second.post("/v1/token").status_code == 200
 
 
-def test_api_keys_are_not_rate_limited(catalog: Catalog, clock: FakeClock) -> None:
+def test_api_keys_are_not_rate_limited(catalog: CharacterSet, clock: FakeClock) -> None:
     app = create_app(make_settings(token_demo_mode=True), catalog, clock=clock)
     with TestClient(app) as c:
         assert all(c.post("/v1/token", headers=AUTH).status_code == 200 for _ in range(10))
@@ -370,7 +343,7 @@ def test_characters_lists_what_a_page_may_offer(client: TestClient) -> None:
         "subjects": ["maths", "history"],
         "levels": ["beginner", "advanced"],
     }
-    assert "SECRET PROMPT TEXT" not in response.text  # prompts stay with the agent
+    assert SECRET_PROMPT not in response.text  # prompts stay with the agent
 
 
 def test_healthz_and_openapi(client: TestClient) -> None:
@@ -412,7 +385,7 @@ def test_root_redirects_to_the_demo_page(client: TestClient) -> None:
     assert response.headers["location"] == "/widget/demo.html"
 
 
-def test_missing_bundle_is_a_clear_404(catalog: Catalog, tmp_path: Path) -> None:
+def test_missing_bundle_is_a_clear_404(catalog: CharacterSet, tmp_path: Path) -> None:
     for static_dir in (tmp_path, tmp_path / "does-not-exist"):
         app = create_app(make_settings(), catalog, static_dir=static_dir)
         with TestClient(app) as c:
@@ -422,7 +395,7 @@ def test_missing_bundle_is_a_clear_404(catalog: Catalog, tmp_path: Path) -> None
             assert c.get("/widget/other.css").status_code == 404
 
 
-def test_built_files_are_served(catalog: Catalog, tmp_path: Path) -> None:
+def test_built_files_are_served(catalog: CharacterSet, tmp_path: Path) -> None:
     (tmp_path / "widget.js").write_text("console.log('widget');")
     (tmp_path / "demo.html").write_text("<!doctype html><title>demo</title>")
     app = create_app(make_settings(), catalog, static_dir=tmp_path)
@@ -438,7 +411,7 @@ def test_built_files_are_served(catalog: Catalog, tmp_path: Path) -> None:
 
 
 def test_secrets_never_appear_in_responses_or_logs(
-    catalog: Catalog, caplog: pytest.LogCaptureFixture
+    catalog: CharacterSet, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
     app = create_app(make_settings(token_demo_mode=True), catalog)
@@ -479,7 +452,7 @@ def _fuzz_app(**overrides: Any) -> FastAPI:
     settings_ = make_settings(
         token_rate_limit_per_min=1e6, token_rate_limit_burst=10**6, **overrides
     )
-    return create_app(settings_, parse_catalog(CATALOG_DATA))
+    return create_app(settings_, parse_characters(sample_catalog_data()))
 
 
 api_key_schema = schemathesis.openapi.from_asgi("/openapi.json", _fuzz_app())

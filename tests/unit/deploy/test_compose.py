@@ -7,7 +7,6 @@ test checks what a schema can't: references between services, ports and variable
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -20,10 +19,10 @@ from dispatcher.settings import DispatcherSettings
 from inference.settings import Settings as InferenceSettings
 from tokens.settings import Settings as TokenSettings
 
-ROOT = Path(__file__).resolve().parents[3]
+from .compose_helpers import ROOT, readme_table_vars, service_ports
+
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 SERVICES: dict[str, dict[str, Any]] = COMPOSE["services"]
-README = (ROOT / "README.md").read_text()
 VAR_REF = re.compile(r"\$\{([A-Z0-9_]+)(?:[:?-][^}]*)?\}")
 # Variables read by third-party images (livekit-server, vLLM, Hugging Face), not by our code.
 EXTERNAL_VARS = {"LIVEKIT_KEYS", "HF_TOKEN"}
@@ -51,17 +50,6 @@ PROCESS_SETTINGS: dict[str, type[BaseSettings]] = {
     "inference": InferenceSettings,
     "tokens": TokenSettings,
 }
-
-
-def service_ports(service: dict[str, Any]) -> set[int]:
-    ports: set[int] = {int(str(p).split("/")[0]) for p in service.get("expose", [])}
-    for mapping in service.get("ports", []):
-        ports.add(int(str(mapping).split("/")[0].split(":")[-1]))
-    return ports
-
-
-def readme_table_vars() -> set[str]:
-    return set(re.findall(r"^\|\s*`([A-Z][A-Z0-9_]+)`\s*\|", README, flags=re.MULTILINE))
 
 
 def test_depends_on_targets_exist() -> None:

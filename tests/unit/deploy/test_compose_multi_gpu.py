@@ -15,9 +15,8 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from tests.unit.deploy.test_compose import README, readme_table_vars, service_ports
+from .compose_helpers import README, ROOT, readme_table_vars, service_ports
 
-ROOT = Path(__file__).resolve().parents[3]
 BASE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 OVERRIDE_TEXT = (ROOT / "docker-compose.multi-gpu.yml").read_text()
 OVERRIDE = yaml.safe_load(OVERRIDE_TEXT)

@@ -1,6 +1,6 @@
 """Every voice a character uses exists in the tiny profile, so the offline stack can speak."""
 
-from agent.characters import load_characters
+from catalog.characters import load_characters
 from inference.tiny import TINY_VOICES, VOICE_SUFFIX
 
 

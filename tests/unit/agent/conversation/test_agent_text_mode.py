@@ -10,11 +10,11 @@ import pytest
 from livekit.agents import AgentSession, APIConnectOptions, llm
 from livekit.agents.voice.agent_session import SessionConnectOptions
 
-from agent.characters import load_characters
 from agent.conversation import history
 from agent.conversation.agent import APOLOGY, ConversationOptions, KyutaiAgent
 from agent.conversation.tools import SessionState, tools_for
 from agent.llm_client import build_llm
+from catalog.characters import load_characters
 from harness.stub_llm import Reply, StubLLM, ToolCall
 
 

@@ -7,26 +7,33 @@ from pathlib import Path
 import pytest
 import yaml
 
-from agent.characters import QuizShowInstructions, load_characters, parse_characters
-from agent.conversation.prompts import (
+from agent.conversation.prompt import (
+    BY_TYPE,
     DATA_DIR,
-    GOODBYE,
-    MAX_SILENT_TURNS,
-    SILENCE_MESSAGE,
     PromptData,
     PromptDataError,
     build_system_prompt,
     draw_quiz_questions,
     load_prompt_data,
-    number_words,
     pick_conversation_starter,
     time_of_day,
 )
-from agent.room_config import RoomChoice
+from agent.conversation.silence import GOODBYE, SILENCE_MESSAGE
+from agent.conversation.texts import number_words
+from agent.settings import AgentSettings
+from catalog.characters import (
+    INSTRUCTION_TYPES,
+    QuizShowInstructions,
+    load_characters,
+    parse_characters,
+)
+from catalog.dispatch import RoomChoice
 
 CHARACTERS = load_characters()
 DATA = load_prompt_data()
 NOW = datetime(2025, 3, 14, 19, 5, tzinfo=UTC)  # a Friday evening
+# The one silence-turn default: the setting's.
+MAX_SILENT_TURNS: int = AgentSettings.model_fields["max_silent_turns"].default
 
 
 def _choice(
@@ -51,6 +58,7 @@ def _choice(
 
 
 def _prompt(choice: RoomChoice, seed: int = 0, **kwargs: object) -> str:
+    kwargs.setdefault("max_silent_turns", MAX_SILENT_TURNS)
     return build_system_prompt(choice, DATA, now=NOW, rng=random.Random(seed), **kwargs)  # type: ignore[arg-type]
 
 
@@ -58,7 +66,12 @@ ALL_CHOICES = [_choice(c.id, language) for c in CHARACTERS.characters for langua
 
 
 def test_data_is_found_next_to_the_module() -> None:
-    assert DATA_DIR == Path(__file__).resolve().parents[3] / "agent" / "data"
+    assert DATA_DIR == Path(__file__).resolve().parents[4] / "agent" / "conversation" / "data"
+
+
+def test_every_instruction_type_has_an_entry() -> None:
+    assert set(BY_TYPE) == set(INSTRUCTION_TYPES)
+    assert {c.instructions.type for c in CHARACTERS.characters} <= set(BY_TYPE)
 
 
 def test_the_data_covers_every_character() -> None:
@@ -171,7 +184,11 @@ def test_smalltalk_gets_the_time_and_a_starter() -> None:
     french = _prompt(_choice("developpeuse"))
     assert "nous sommes vendredi soir (il est environ 19:05)" in french
     morning = build_system_prompt(
-        _choice("watercooler"), DATA, now=NOW - timedelta(hours=10), rng=random.Random(0)
+        _choice("watercooler"),
+        DATA,
+        now=NOW - timedelta(hours=10),
+        rng=random.Random(0),
+        max_silent_turns=MAX_SILENT_TURNS,
     )
     assert "Friday morning (about 09:05)" in morning
     starters_en = [s for s in DATA.starters["en"] if s in english]
@@ -289,7 +306,7 @@ def test_news_and_explanation() -> None:
 
 
 def test_the_prompt_defaults_to_the_clock_and_fresh_randomness() -> None:
-    prompt = build_system_prompt(_choice("watercooler"), DATA)
+    prompt = build_system_prompt(_choice("watercooler"), DATA, max_silent_turns=MAX_SILENT_TURNS)
     assert "Right now it is" in prompt
 
 

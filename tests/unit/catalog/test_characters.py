@@ -1,20 +1,26 @@
+"""The one characters schema: the repository's file, defaults, and refusals that name the place."""
+
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import pytest
 import yaml
 
-from agent.characters import (
+from catalog.characters import (
     DEFAULT_CHARACTERS_FILE,
     DEFAULT_TOOLS,
+    INSTRUCTION_TYPES,
     KNOWN_TOOLS,
     CharactersError,
     ConstantInstructions,
+    Instructions,
+    InstructionType,
     QuizShowInstructions,
     load_characters,
     parse_characters,
 )
+from tests.samples import sample_catalog_data
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 
@@ -83,25 +89,25 @@ def test_the_real_file_details() -> None:
     assert len(characters.voices()) == len(set(characters.voices()))
 
 
-def test_known_tools_match_the_tools_module() -> None:
-    tools = pytest.importorskip("agent.conversation.tools")
-    assert set(tools.TOOLS) == KNOWN_TOOLS
-
-
-def test_the_token_service_reads_the_same_file_the_same_way() -> None:
-    catalog = pytest.importorskip("tokens.catalog")
-    theirs = catalog.load_catalog(REPO_ROOT / "characters.yaml")
-    ours = load_characters()
-    assert [c.id for c in theirs.characters] == list(ours.ids)
-    assert set(theirs.voices()) == set(ours.voices())
-    for mine in ours.characters:
-        other = theirs.get(mine.id)
-        assert other.instructions.type == mine.instructions.type
-        assert (other.languages, other.subjects, other.levels) == (
-            mine.languages,
-            mine.subjects,
-            mine.levels,
-        )
+def test_repo_characters_file_loads_with_the_expected_characters() -> None:
+    catalog = load_characters(REPO_ROOT / "characters.yaml")
+    ids = {c.id for c in catalog.characters}
+    assert {
+        "watercooler",
+        "quiz-show",
+        "gertrude",
+        "dev-news",
+        "explanation",
+        "charles",
+        "developpeuse",
+        "fabieng",
+        "tutor",
+    } <= ids
+    tutor = catalog.get("tutor")
+    assert tutor is not None and tutor.takes_subject and set(tutor.languages) == {"en", "fr"}
+    for character in catalog.characters:
+        for voice in character.voices():
+            assert voice.endswith(".safetensors"), voice
 
 
 def test_minimal_character_gets_defaults() -> None:
@@ -226,3 +232,85 @@ def test_models_are_frozen() -> None:
     character = load_characters().default_character
     with pytest.raises(ValueError):
         character.name = "changed"  # type: ignore[misc]
+
+
+# --- the token service's sample catalogue and its refusals ------------------------------------
+
+
+def test_unknown_character_keys_are_ignored() -> None:
+    catalog = parse_characters(sample_catalog_data())
+    watercooler = catalog.get("watercooler")
+    assert watercooler is not None and watercooler.instructions.type == "smalltalk"
+    assert catalog.get("tutor") is not None  # its `future_field` is ignored
+
+
+def _mutated(**changes: Any) -> dict[str, Any]:
+    data = sample_catalog_data()
+    data.update(changes)
+    return data
+
+
+@pytest.mark.parametrize(
+    ("data", "fragment"),
+    [
+        (_mutated(default="nobody"), "default 'nobody' is not a character id"),
+        (_mutated(characters=[]), "characters"),
+        (
+            _mutated(characters=[*sample_catalog_data()["characters"], {"id": "tutor"}]),
+            "characters[3] (tutor)",
+        ),
+        ({"default": "a", "characters": [{"id": "a", "name": "A", "voice": "v"}]}, "language"),
+        (
+            {
+                "default": "a",
+                "characters": [
+                    {
+                        "id": "a",
+                        "name": "A",
+                        "language": "en",
+                        "voice": "v",
+                        "takes_subject": True,
+                        "instructions": {"type": "tutor"},
+                    }
+                ],
+            },
+            "no subjects",
+        ),
+        (
+            {
+                "default": "a",
+                "characters": [
+                    {"id": "a b", "name": "A", "language": "en", "voice": "v"},
+                ],
+            },
+            "characters[0] (a b).id",
+        ),
+        ("not a mapping", "<root>"),
+    ],
+)
+def test_malformed_catalogues_are_refused_with_the_place(data: Any, fragment: str) -> None:
+    with pytest.raises(CharactersError, match="is invalid") as info:
+        parse_characters(data)
+    assert fragment in str(info.value)
+
+
+def test_duplicate_ids_are_refused() -> None:
+    data = sample_catalog_data()
+    data["characters"].append(dict(data["characters"][0]))
+    with pytest.raises(CharactersError, match="duplicate character ids: watercooler"):
+        parse_characters(data)
+
+
+def test_missing_and_unparsable_files(tmp_path: Path) -> None:
+    with pytest.raises(CharactersError, match="KYUTAI_CHARACTERS_FILE"):
+        load_characters(tmp_path / "absent.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("default: [unclosed\n")
+    with pytest.raises(CharactersError, match="not valid YAML"):
+        load_characters(bad)
+
+
+def test_the_instruction_type_literal_names_every_instructions_class() -> None:
+    union = get_args(Instructions)[0]
+    tags = {get_args(cls.model_fields["type"].annotation)[0] for cls in get_args(union)}
+    assert tags == set(INSTRUCTION_TYPES) == set(get_args(InstructionType))

@@ -1,3 +1,5 @@
+"""The agent reads the dispatch metadata leniently: a bad value is logged, its default used."""
+
 import json
 import logging
 from typing import Any
@@ -6,8 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agent.characters import Character, CharacterSet, load_characters
-from agent.room_config import RoomChoice, parse_room_metadata
+from agent.session import parse_room_metadata
+from catalog.characters import Character, CharacterSet, load_characters
+from catalog.dispatch import RoomChoice, Selection
 
 LOGGER = "kyutai.agent"
 CHARACTERS = load_characters()
@@ -51,8 +54,7 @@ def test_a_full_valid_request_is_taken_as_is(
 
 
 def test_what_the_token_service_writes_is_understood(characters: CharacterSet) -> None:
-    catalog = pytest.importorskip("tokens.catalog")
-    selection = catalog.Selection(
+    selection = Selection(
         character="tutor", voice=TUTOR.voice_for("fr"), language="fr", subject="maths"
     )
     choice = parse_room_metadata(selection.to_metadata(), characters)
@@ -63,7 +65,7 @@ def test_what_the_token_service_writes_is_understood(characters: CharacterSet) -
         "maths",
     )
     assert choice.level == "beginner"
-    plain = catalog.Selection(character="charles", voice="x", language="fr").to_metadata()
+    plain = Selection(character="charles", voice="x", language="fr").to_metadata()
     assert parse_room_metadata(plain, characters).subject is None
 
 

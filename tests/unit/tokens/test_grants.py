@@ -6,7 +6,7 @@ import jwt
 import pytest
 from livekit import api
 
-from tokens.catalog import Selection
+from catalog.dispatch import Selection
 from tokens.grants import build_grants, is_valid_name, mint_token, random_name
 
 KEY = "APIabcdefgh12345"

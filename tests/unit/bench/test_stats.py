@@ -1,4 +1,4 @@
-"""Load-test statistics: percentiles, Prometheus histogram deltas, the table."""
+"""Bench statistics (bench/stats.py): percentiles, Prometheus histogram deltas, the table."""
 
 from __future__ import annotations
 
@@ -50,6 +50,12 @@ def test_summarize() -> None:
     assert s["p50"] == pytest.approx(2.5) and s["p99"] == pytest.approx(3.97)
     assert summarize([]) == {"count": 0, "mean": None, "p50": None, "p90": None, "p99": None}
     assert summarize([math.nan, 1.0])["count"] == 1
+
+
+def test_summarize_with_max_for_the_benches() -> None:
+    s = summarize([0.2, None, 0.5, 0.1], with_max=True)
+    assert s["count"] == 3 and s["max"] == 0.5 and s["p50"] == pytest.approx(0.2)
+    assert summarize([], with_max=True)["max"] is None
 
 
 def test_parse_histograms_by_stage() -> None:

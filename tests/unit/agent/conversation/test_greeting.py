@@ -1,9 +1,8 @@
 import pytest
 
-from agent.characters import load_characters
-from agent.conversation.greeting import greeting_instruction
-from agent.conversation.prompts import load_prompt_data
-from agent.room_config import RoomChoice
+from agent.conversation.prompt import greeting_instruction, load_prompt_data
+from catalog.characters import load_characters
+from catalog.dispatch import RoomChoice
 
 CHARACTERS = load_characters()
 DATA = load_prompt_data()
