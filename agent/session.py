@@ -13,6 +13,7 @@ from agent.conversation.agent import ConversationOptions, KyutaiAgent
 from agent.conversation.prompt import PromptData, build_system_prompt, greeting_instruction
 from agent.conversation.tools import SessionState, tools_for
 from agent.interruptions import Interruptions
+from agent.interruptions.turn_mode import TurnMode
 from agent.llm_client import build_llm, normalize_base_url, resolve_model
 from agent.log import logger
 from agent.settings import AgentSettings
@@ -48,6 +49,7 @@ async def build_session(
     settings: AgentSettings,
     choice: RoomChoice,
     interruptions: Interruptions,
+    turns: TurnMode,
 ) -> AgentSession[SessionState]:
     models = settings.models
     llm_base = normalize_base_url(models.llm_url)
@@ -62,7 +64,9 @@ async def build_session(
             language=choice.language,
             # With VAD turns, a pause-head end of speech would commit a turn before the VAD
             # (and the backchannel rule) has seen the user stop.
-            use_pause_heads=settings.turn_detection == "stt",
+            use_pause_heads=turns.turn_detection == "stt",
+            flush_frames=turns.flush_frames,
+            flush_timeout=turns.flush_timeout_s,
         ),
         tts=kyutai.TTS(
             url=models.tts_urls,

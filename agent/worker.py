@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 
 from livekit.agents import AgentServer, AutoSubscribe, JobContext, JobProcess
 
 from agent.conversation.prompt import PromptData, load_prompt_data
 from agent.events import SessionEvents
 from agent.interruptions import Interruptions
+from agent.interruptions.turn_mode import SttModel, TurnMode, choose_turn_mode, fetch_stt_model
 from agent.log import logger
 from agent.ops import health
 from agent.ops import metrics as agent_metrics
@@ -60,6 +62,23 @@ def prewarm(proc: JobProcess) -> None:
     # A missing tutor plan or too small a question bank fails here, not mid-conversation.
     proc.userdata["prompt_data"].check(proc.userdata["characters"])
     proc.userdata["vad"] = load_vad(settings)
+    # Quick: a server still starting is asked again when the first room comes.
+    model = fetch_stt_model(settings.stt_urls, timeout_s=1.0)
+    if model is not None:
+        proc.userdata["turn_mode"] = choose_turn_mode(settings.turn_detection, model)
+        logger.info("turns: %s", proc.userdata["turn_mode"].note)
+
+
+async def _turn_mode(proc: JobProcess, settings: AgentSettings) -> TurnMode:
+    """The end-of-turn mode the STT model allows, asked once per job process."""
+    mode: TurnMode | None = proc.userdata.get("turn_mode")
+    if mode is None:
+        model = await asyncio.to_thread(fetch_stt_model, settings.stt_urls)
+        mode = choose_turn_mode(settings.turn_detection, model or SttModel())
+        if model is not None:  # else ask again next time
+            proc.userdata["turn_mode"] = mode
+        logger.info("turns: %s", mode.note)
+    return mode
 
 
 async def entrypoint(ctx: JobContext) -> None:
@@ -79,8 +98,11 @@ async def entrypoint(ctx: JobContext) -> None:
     )
     await ctx.connect(auto_subscribe=AutoSubscribe.AUDIO_ONLY)
 
-    interruptions = Interruptions.from_settings(settings.interruptions)
-    session = await build_session(ctx.proc, settings, choice, interruptions)
+    turns = await _turn_mode(ctx.proc, settings)
+    interruptions = Interruptions.from_settings(
+        replace(settings.interruptions, turn_detection=turns.turn_detection)
+    )
+    session = await build_session(ctx.proc, settings, choice, interruptions, turns)
     recording = (
         Recording(settings.recordings_dir, f"{ctx.room.name}-{ctx.job.id}")
         if settings.recordings_dir

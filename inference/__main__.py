@@ -16,7 +16,9 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m inference")
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="run the websocket server")
-    serve.add_argument("--models", help="profile: default, tiny, stt-2.6b-en, full-random")
+    serve.add_argument(
+        "--models", help="profile: default, tiny, tiny-noheads, stt-2.6b-en, full-random"
+    )
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
     serve.add_argument("--only", choices=["stt", "tts", "both"])
@@ -53,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = _settings(args)
     from inference.profiles import WeightsUnavailable, configure_hf, download, get_profile
 
-    needs_hub = settings.models not in ("tiny", "full-random")
+    needs_hub = settings.models not in ("tiny", "tiny-noheads", "full-random")
     configure_hf(settings.hf_timeout_s, probe=needs_hub)
     try:
         if args.command == "download":

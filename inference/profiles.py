@@ -108,6 +108,10 @@ def get_profile(name: str, cache_dir: Path) -> Profile:
         return Profile("stt-2.6b-en", STT_2B6, TTS_1B6)
     if name == "tiny":
         return Profile("tiny", "tiny/stt", "tiny/tts", local_root=tiny.tiny_root(cache_dir))
+    if name == "tiny-noheads":  # a tiny STT without pause heads, like stt-2.6b-en
+        return Profile(
+            "tiny-noheads", "tiny/stt-noheads", "tiny/tts", local_root=tiny.tiny_root(cache_dir)
+        )
     if name == "full-random":
         return Profile(
             "full-random",
@@ -156,11 +160,10 @@ def checkpoint_info(profile: Profile, kind: str) -> Any:
     repo = profile.stt_repo if kind == "stt" else profile.tts_repo
     assert repo is not None
     if profile.local_root is not None:
-        if profile.name == "tiny":
-            tiny.ensure_tiny_checkpoints(profile.local_root.parent)
-        else:  # full-random: real configs, tiny Mimi/tokenizer files only for their paths
-            tiny.ensure_tiny_checkpoints(profile.local_root.parent)
-        d = profile.local_root / kind
+        # Tiny profiles: `tiny/<dir>` names a generated checkpoint. full-random: real configs,
+        # the tiny Mimi/tokenizer files of `kind` only for their paths.
+        tiny.ensure_tiny_checkpoints(profile.local_root.parent)
+        d = profile.local_root / (repo.split("/", 1)[1] if repo.startswith("tiny/") else kind)
         return loaders.CheckpointInfo.from_hf_repo(
             repo,
             moshi_weights=d / "model.safetensors",

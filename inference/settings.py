@@ -10,7 +10,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from inference.tiny import default_cache_dir
 
-ProfileName = Literal["default", "tiny", "stt-2.6b-en", "full-random"]
+ProfileName = Literal["default", "tiny", "tiny-noheads", "stt-2.6b-en", "full-random"]
 Only = Literal["stt", "tts", "both"]
 
 

@@ -20,7 +20,9 @@ import torch
 log = logging.getLogger(__name__)
 
 # Bump when the generated files change, so stale caches are regenerated.
-TINY_VERSION = 7
+# 9: the STT's pause heads follow sustained silence (attention window), its Mimi tells silence
+# from speech, `stt-noheads/` added (8 was an unfinished state of this change).
+TINY_VERSION = 9
 SEED = 1234
 MODEL_SIG = "1e68beda"
 MODEL_EPOCH = 240
@@ -119,8 +121,19 @@ _SHARED_LM: dict[str, Any] = {
     "model_id": {"sig": MODEL_SIG, "epoch": MODEL_EPOCH},
 }
 
+# The tiny STT's pause heads read how much of the last PAUSE_WINDOW frames was silent: its
+# attention context is that window (0.64 s). See `_key_pause_heads`.
+PAUSE_WINDOW = 8
+# Per pause head (0.5, 1, 2, 3 s pauses): the run of silent frames at which it reads 0.5, and
+# the logit slope per silent frame. Head 2 (Unmute's) passes 0.6 on the 7th silent frame.
+PAUSE_HALF_FRAMES = (5.5, 6.0, 6.25, 7.0)
+PAUSE_SLOPE = 1.75
+# Logit drop on a voiced frame: pause heads fall as soon as speech resumes.
+PAUSE_VOICED_DROP = 6.0
+
 STT_CONFIG: dict[str, Any] = {
     **_SHARED_LM,
+    "context": PAUSE_WINDOW,
     "dep_q": 0,
     "delays": [0] * (MIMI_N_Q + 1),
     "extra_heads_num_heads": 4,
@@ -128,6 +141,8 @@ STT_CONFIG: dict[str, Any] = {
     "stt_config": {"audio_silence_prefix_seconds": 0.0, "audio_delay_seconds": 0.5},
     "model_type": "stt",
 }
+# Like stt-2.6b-en: no pause-prediction heads (clients get no `Step` messages).
+STT_NOHEADS_CONFIG: dict[str, Any] = {**STT_CONFIG, "extra_heads_num_heads": 0}
 
 _CFG_VALUES = ["1.0", "1.5", "2.0", "2.5", "3.0", "3.5", "4.0"]
 TTS_CONFIG: dict[str, Any] = {
@@ -232,27 +247,49 @@ def _calibration_audio(gen: torch.Generator) -> torch.Tensor:
     return torch.stack(sigs)[:, None, :]
 
 
-def _init_mimi_codebooks(mimi: Any, gen: torch.Generator) -> None:
+def _init_mimi_codebooks(mimi: Any, gen: torch.Generator, *, silence_code: bool = False) -> None:
     """A random Mimi has all-zero codebooks: every frame quantises to one code and decodes to a
     constant signal. Seed each codebook with latents of real-ish audio (like a k-means init), so
-    codes follow the input and decoded audio varies with the codes."""
+    codes follow the input and decoded audio varies with the codes.
+
+    With `silence_code` (the STT's Mimi), code 0 of the first codebook is the latent of silence
+    itself, so silence and faint noise read as that code and speech as others."""
     latent = mimi._encode_to_unquantized_latent(_calibration_audio(gen))
+    silent = mimi._encode_to_unquantized_latent(torch.zeros(1, 1, 1920 * 4))[..., -1:]
     for rvq in (mimi.quantizer.rvq_first, mimi.quantizer.rvq_rest):
         z = rvq.input_proj(latent)  # [B, D, T]
         vectors = z.transpose(1, 2).reshape(-1, z.shape[1])
         residual = vectors
+        noise = 0.01 * float(vectors.std()) if silence_code else 0.01
         for layer in rvq.vq.layers:
             cb = layer._codebook
             idx = torch.randint(0, residual.shape[0], (cb.embedding_sum.shape[0],), generator=gen)
-            centroids = residual[idx] + 0.01 * torch.randn(
+            centroids = residual[idx] + noise * torch.randn(
                 (idx.numel(), residual.shape[1]), generator=gen
             )
+            if silence_code and rvq is mimi.quantizer.rvq_first and layer is rvq.vq.layers[0]:
+                centroids[0] = rvq.input_proj(silent)[0, :, 0]
             cb.embedding_sum.copy_(centroids)
             cb.cluster_usage.fill_(1.0)
             cb._initialized.fill_(1.0)
             cb._embedding = None
             dist = torch.cdist(residual, centroids)
             residual = residual - centroids[dist.argmin(dim=1)]
+
+
+def _key_mimi_for_stt(mimi: Any) -> None:
+    """Make the STT's random Mimi encoder tell silence from speech. Without biases it maps
+    silence to a zero latent whose size follows the loudness of the audio (with them, a
+    constant offset drowns it). Its transformer's attention is switched off (zero layer
+    scale): with random weights it averages all past frames into the present, so speech
+    lingered on for seconds in the latent of the silence after it."""
+    for name, param in mimi.named_parameters():
+        if name.startswith(("encoder.", "encoder_transformer.", "downsample.")) and name.endswith(
+            "bias"
+        ):
+            param.zero_()
+    for layer in mimi.encoder_transformer.transformer.layers:
+        layer.layer_scale_1.scale.zero_()
 
 
 def _scale_decoder_output(mimi: Any, gen: torch.Generator) -> None:
@@ -315,10 +352,13 @@ def _write_model_dir(dest: Path, config: dict[str, Any], seed: int, tokenizer: P
         lm.text_linear.weight.mul_(8.0)
     torch.manual_seed(seed + 1)
     mimi = loaders.get_mimi(None, MIMI_CONFIG, device="cpu", num_codebooks=MIMI_N_Q)
+    stt = config.get("model_type") == "stt"
     with torch.no_grad():
-        _init_mimi_codebooks(mimi, gen)
+        if stt:
+            _key_mimi_for_stt(mimi)
+        _init_mimi_codebooks(mimi, gen, silence_code=stt)
         _scale_decoder_output(mimi, gen)
-        if config.get("model_type") == "stt":
+        if stt:
             _key_stt_to_speech(lm, mimi, gen)
     _save(lm, dest / "model.safetensors")
     _save(mimi, dest / "mimi.safetensors")
@@ -349,13 +389,14 @@ def _silence_codes(mimi: Any, gen: torch.Generator) -> set[int]:
 
 
 def _key_stt_to_speech(lm: Any, mimi: Any, gen: torch.Generator) -> None:
-    """Give the random tiny STT audible mechanics: silence reads as padding with high pause
-    probabilities, speech reads as a stream of (meaningless) words.
+    """Give the random tiny STT audible mechanics: silence reads as padding, speech reads as a
+    stream of (meaningless) words, and the pause heads rise over a sustained silence.
 
-    Every transformer layer is made an identity (zero output projections), so the text head
-    sees the embedding of the current frame's first Mimi code. Codes are grouped onto basis
-    vectors: the silence group maps to the padding token and to "paused" on every pause head;
-    other groups map to word pieces, with every third group a word boundary.
+    Every transformer layer is made an identity (zero output projections), except for one
+    attention head (`_key_pause_heads`), so the text head sees the embedding of the current
+    frame's first Mimi code. Codes are grouped onto basis vectors: the silence group maps to
+    the padding token, other groups map to word pieces, with every third group a word boundary.
+    The last basis vector is left free for the pause feature.
     """
     dim = lm.text_linear.weight.shape[1]
     card = lm.emb[0].weight.shape[0]
@@ -366,27 +407,81 @@ def _key_stt_to_speech(lm: Any, mimi: Any, gen: torch.Generator) -> None:
     for emb in list(lm.emb)[1:]:
         emb.weight.zero_()
     lm.text_emb.weight.zero_()
-    groups = dim - 1
+    groups = dim - 2  # word groups 1..dim-2; dim-1 is the pause feature
     emb0 = torch.zeros_like(lm.emb[0].weight)
     for code in range(card):
+        # card - 1 is the initial token: the model's first step reads as silence.
         group = 0 if (code in silence or code == card - 1) else 1 + code % groups
         emb0[code, group] = 1.0
     lm.emb[0].weight.copy_(emb0)
     text = torch.zeros_like(lm.text_linear.weight)  # [text_card, dim]
     n_text = text.shape[0]
     text[3, 0] = 10.0  # silence -> padding
-    for group in range(1, dim):
+    for group in range(1, groups + 1):
         token = 0 if group % 3 == 0 else 4 + (group * 7) % (n_text - 4)
         text[token, group] = 10.0
     lm.text_linear.weight.copy_(text)
+    if len(lm.extra_heads):
+        _key_pause_heads(lm, feature=dim - 1)
+
+
+def _key_pause_heads(lm: Any, feature: int, scale: float = 0.125) -> None:
+    """Pause heads that follow a sustained silence, computed by moshi's own forward pass.
+
+    The residual stream entering the first layer is the one-hot `e_g` of the frame's code
+    group (g = 0: silence). Its RMS norm is `sqrt(dim) * e_g`. In the first layer, attention
+    head 0 has zero queries and keys, so it attends uniformly to every cached frame, and the
+    STT's `context` (PAUSE_WINDOW frames) limits that to the last PAUSE_WINDOW frames; its
+    value reads `[g == 0]`. Its output, the silent fraction `f` of the window, is written
+    (times `scale`) into the free residual dimension `feature`. Everything else stays an
+    identity, so after `out_norm` each pause head (a linear layer + softmax in LMGen, class 0
+    read as "paused") sees `g` and `f`. Head i's "paused" logit is
+        PAUSE_SLOPE * (PAUSE_WINDOW * f - PAUSE_HALF_FRAMES[i]) - PAUSE_VOICED_DROP * [g != 0]
+    against 0 for class 1 and -30 for classes 2-5: after n silent frames that follow speech,
+    f = n / PAUSE_WINDOW, so head i reads sigmoid(PAUSE_SLOPE * (n - PAUSE_HALF_FRAMES[i])).
+    Short gaps between words stay low, a sustained pause rises, a voiced frame drops it.
+    """
+    dim = lm.text_linear.weight.shape[1]
+    root = dim**0.5  # RMS norm of a one-hot vector
+    attn = lm.transformer.layers[0].self_attn
+    head_dim = dim // attn.num_heads
+    in_proj = torch.zeros_like(attn.in_projs[0].weight)  # [3 * dim, dim]: q, k, v
+    in_proj[2 * dim + 0, 0] = 1.0 / root  # head 0, channel 0 of v: [g == 0]
+    attn.in_projs[0].weight.copy_(in_proj)
+    out_proj = torch.zeros_like(attn.out_projs[0].weight)  # [dim, num_heads * head_dim]
+    out_proj[feature, 0 * head_dim + 0] = scale
+    attn.out_projs[0].weight.copy_(out_proj)
+    lm.out_norm.alpha.fill_(1.0)
     for index, head in enumerate(lm.extra_heads):
-        weight = torch.zeros_like(head.weight)  # [classes, dim]; class 0 = "paused"
-        weight[0, 0] = 4.5 - 0.5 * index  # eager heads are the surer ones
+        # Logits in units of the normalised stream: a one-hot group reads `root`, the feature
+        # `root * scale * f` (the norm's 1 + (scale * f)^2 term shifts them by under 1%).
+        weight = torch.zeros_like(head.weight)  # [classes, dim]
+        bias = -PAUSE_SLOPE * PAUSE_HALF_FRAMES[index]
+        weight[0, :feature] = (bias - PAUSE_VOICED_DROP) / root
+        weight[0, 0] = bias / root
+        weight[0, feature] = PAUSE_SLOPE * PAUSE_WINDOW / (root * scale)
+        weight[2:, :feature] = -30.0 / root
         head.weight.copy_(weight)
 
 
+def _drop_pause_heads(src: Path, dest: Path) -> None:
+    """The same STT without its pause heads (like stt-2.6b-en), as a separate checkpoint."""
+    from safetensors.torch import load_file, save_file
+
+    dest.mkdir(parents=True, exist_ok=True)
+    state = load_file(str(src / "model.safetensors"))
+    save_file(
+        {k: v for k, v in state.items() if not k.startswith("extra_heads.")},
+        str(dest / "model.safetensors"),
+    )
+    for name in ("mimi.safetensors", "mimi_config.json", "tokenizer.model"):
+        (dest / name).write_bytes((src / name).read_bytes())
+    _write_json(dest / "config.json", STT_NOHEADS_CONFIG)
+
+
 def ensure_tiny_checkpoints(cache_dir: Path | None = None) -> Path:
-    """Generate (once) and return the root holding `stt/`, `tts/` and `tts-voices/`."""
+    """Generate (once) and return the root holding `stt/`, `stt-noheads/`, `tts/` and
+    `tts-voices/`."""
     root = tiny_root(cache_dir or default_cache_dir())
     if (root / "COMPLETE").exists():
         return root
@@ -397,6 +492,7 @@ def ensure_tiny_checkpoints(cache_dir: Path | None = None) -> Path:
     tok = tmp / "tokenizer.model"
     _train_tokenizer(tok)
     _write_model_dir(tmp / "stt", STT_CONFIG, SEED, tok)
+    _drop_pause_heads(tmp / "stt", tmp / "stt-noheads")
     _write_model_dir(tmp / "tts", TTS_CONFIG, SEED + 10, tok)
     _write_voices(tmp / "tts-voices", SEED)
     tok.unlink()

@@ -136,6 +136,21 @@ async def normal_stt(srv: InferenceServer) -> list[dict[str, Any]]:
     return out
 
 
+def assert_same_transcription(got: list[dict[str, Any]], want: list[dict[str, Any]]) -> None:
+    """What the model computed, message for message: words, their times, step indices and
+    pause probabilities. `buffered_pcm` is left out: it counts the audio still queued when a
+    step ran, which depends on how fast the client's messages arrived, not on the model."""
+
+    def model_view(msgs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [{k: v for k, v in m.items() if k != "buffered_pcm"} for m in msgs]
+
+    got_view, want_view = model_view(got), model_view(want)
+    for m in got_view:
+        if m["type"] == "Step":  # finite, so a NaN reaching the slot's state cannot hide
+            assert all(math.isfinite(p) for p in m["prs"]), m
+    assert got_view == want_view
+
+
 async def normal_tts(srv: InferenceServer) -> None:
     async with (
         aiohttp.ClientSession() as http,
@@ -208,7 +223,7 @@ async def test_nan_audio_does_not_poison_later_sessions(server: InferenceServer)
             assert m is not None and m["type"] == "Step"
             assert all(math.isfinite(p) for p in m["prs"])  # type: ignore[attr-defined]
     # Same input, same output: no state from the bad session leaked into the slot.
-    assert await normal_stt(server) == reference
+    assert_same_transcription(await normal_stt(server), reference)
 
 
 async def test_far_too_large_message_closes_only_that_socket(server: InferenceServer) -> None:

@@ -19,7 +19,7 @@ def _digest(root: Path) -> dict[str, str]:
 
 def test_layout_and_determinism(tiny_cache: Path, tmp_path: Path) -> None:
     root = tiny.tiny_root(tiny_cache)
-    for kind in ("stt", "tts"):
+    for kind in ("stt", "stt-noheads", "tts"):
         for name in (
             "config.json",
             "model.safetensors",
@@ -54,3 +54,36 @@ def test_loads_through_moshi_loaders(tiny_cache: Path) -> None:
         )
         b = mimi.encode(0.3 * torch.sin(torch.arange(1920 * 4) / 7.0)[None, None])
     assert not torch.equal(a, b)
+
+
+def test_noheads_variant_is_the_same_stt_without_pause_heads(tiny_cache: Path) -> None:
+    """`tiny-noheads` (like stt-2.6b-en): no pause heads, otherwise the tiny STT itself."""
+    from moshi.models import LMGen
+
+    from inference.metrics import Metrics
+    from inference.stt_engine import SttEngine
+
+    plain = checkpoint_info(get_profile("tiny-noheads", tiny_cache), "stt")
+    headed = checkpoint_info(get_profile("tiny", tiny_cache), "stt")
+    assert plain.raw_config["extra_heads_num_heads"] == 0
+    mimi = plain.get_mimi(device="cpu")
+    t = torch.arange(1920 * 12) / 24000
+    audio = torch.cat([0.3 * torch.sin(2 * torch.pi * 180 * t), torch.zeros(1920 * 6)])
+    tokens = []
+    for info in (plain, headed):
+        lm = info.get_moshi(device="cpu", dtype=torch.float32)
+        gen = LMGen(lm, temp=0.0, temp_text=0.0)
+        out = []
+        with torch.no_grad(), mimi.streaming(1), gen.streaming(1):
+            for i in range(0, audio.numel(), 1920):
+                step = gen.step_with_extra_heads(mimi.encode(audio[None, None, i : i + 1920]))
+                assert step is not None
+                assert len(step[1]) == len(lm.extra_heads)
+                out.append(int(step[0][0, 0, 0]))
+        tokens.append(out)
+    assert tokens[0] == tokens[1]
+    assert any(tok > 3 for tok in tokens[0]) and tokens[0][-1] == 3  # words, then padding
+    engine = SttEngine(
+        get_profile("tiny-noheads", tiny_cache), batch_size=1, device="cpu", metrics=Metrics()
+    )
+    assert not engine.has_pause_heads
