@@ -1,44 +1,21 @@
-"""`python -m agent <dev|start|connect|console|download-files>`: LiveKit's CLI for our worker."""
+"""`python -m agent <dev|start|connect|console|download-files>`: livekit-agents' Python CLI for
+our worker. LiveKit's own CLI runs the same worker: `lk agent dev|start` (see agent/server.py)."""
 
 from __future__ import annotations
 
-import os
 import sys
-import tempfile
 
-# Conversations run in child processes: their Prometheus metrics reach the worker's endpoint
-# only through prometheus_client's multiprocess mode, which must be chosen before any metric
-# is created, i.e. before livekit.agents (and our metrics module) are imported.
-if os.environ.get("AGENT_PROMETHEUS_PORT") and "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="kyutai-agent-metrics-")
+from agent.launch import checked_settings, use_multiprocess_metrics
 
-from livekit.agents import cli
-from pydantic import ValidationError
+use_multiprocess_metrics()  # before livekit.agents (and our metrics module) are imported
 
-from agent.settings import AgentSettings
-from agent.worker import build_server
-from catalog.validation import validation_problems
+from livekit.agents import cli  # noqa: E402
 
-NEEDS_LIVEKIT = {"dev", "start", "connect"}
+from agent.worker import build_server  # noqa: E402
 
 
 def main() -> None:
-    try:
-        settings = AgentSettings()
-    except ValidationError as exc:
-        sys.exit(f"agent: invalid configuration: {'; '.join(validation_problems(exc))}")
-
-    for warning in settings.unsupported_settings():
-        print(f"agent: warning: {warning}", file=sys.stderr)
-
-    args = sys.argv[1:]
-    mode = next((arg for arg in args if not arg.startswith("-")), "")
-    credentials_on_command_line = any(a.startswith(("--api-key", "--api-secret")) for a in args)
-    if mode in NEEDS_LIVEKIT and not credentials_on_command_line:
-        problem = settings.credential_problem(devmode=mode in ("dev", "connect"))
-        if problem:
-            sys.exit(f"agent: {problem}")
-    cli.run_app(build_server(settings))
+    cli.run_app(build_server(checked_settings(sys.argv[1:])))
 
 
 if __name__ == "__main__":

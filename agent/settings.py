@@ -390,7 +390,7 @@ class AgentSettings(BaseSettings):
         if self.livekit_api_key == DEV_API_KEY or secret == DEV_API_SECRET:
             return (
                 "the LiveKit development keys (devkey/secret) are only accepted in dev mode "
-                "(`python -m agent dev` or KYUTAI_DEV_MODE=1)"
+                "(`python -m agent dev`, `lk agent dev` or KYUTAI_DEV_MODE=1)"
             )
         if len(secret) < MIN_SECRET_LENGTH:
             return f"LIVEKIT_API_SECRET must be at least {MIN_SECRET_LENGTH} characters"

@@ -30,6 +30,24 @@ def tiny_stack_env(inference_url: str, api_key: str, llm_url: str, **extra: str)
     }
 
 
+def worker_env(
+    server: LiveKitServer, http_port: int, agent_name: str, env: Mapping[str, str] | None
+) -> dict[str, str]:
+    """The worker's environment: `server`'s credentials, the health endpoint on `http_port`,
+    then `env` (which wins)."""
+    return {
+        "LIVEKIT_URL": server.url,
+        "LIVEKIT_API_KEY": server.api_key,
+        "LIVEKIT_API_SECRET": server.api_secret,
+        "LIVEKIT_AGENT_NAME": agent_name,
+        "AGENT_HTTP_HOST": "127.0.0.1",
+        "AGENT_HTTP_PORT": str(http_port),
+        "NO_TORCH_COMPILE": "1",
+        "PYTHONUNBUFFERED": "1",
+        **(env or {}),
+    }
+
+
 @dataclass
 class WorkerHandle:
     process: ManagedProcess
@@ -59,22 +77,11 @@ def start_worker(
 ) -> WorkerHandle:
     """Start the worker and wait until it has registered with the server."""
     http_port = free_port()
-    full_env = {
-        "LIVEKIT_URL": server.url,
-        "LIVEKIT_API_KEY": server.api_key,
-        "LIVEKIT_API_SECRET": server.api_secret,
-        "LIVEKIT_AGENT_NAME": agent_name,
-        "AGENT_HTTP_HOST": "127.0.0.1",
-        "AGENT_HTTP_PORT": str(http_port),
-        "NO_TORCH_COMPILE": "1",
-        "PYTHONUNBUFFERED": "1",
-        **(env or {}),
-    }
     process = spawn(
         name,
         [sys.executable, "-m", "agent", mode, "--log-level", "debug"],
         log_dir,
-        env=full_env,
+        env=worker_env(server, http_port, agent_name, env),
         cwd=ROOT,
     )
     handle = WorkerHandle(process=process, http_port=http_port, agent_name=agent_name)
