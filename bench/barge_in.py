@@ -3,7 +3,7 @@
     uv run python -m bench.barge_in --rounds 5 --json docs/barge-in.json
 
 Starts livekit-server, the tiny inference server, the stub LLM and two agent workers on free
-loopback ports, with the tiny models' worker settings of the dev stack (harness/stack.py): one
+loopback ports, with the shipped worker defaults, as the dev stack runs them: one
 worker with the fast barge-in gate (`KYUTAI_FAST_BARGE_IN=true`, the default) and one without
 it (Silero VAD alone). Each round, for each interruption phrase, for each worker in turn (so
 both see the same load), a user joins a new room, asks a question, lets the long answer play
@@ -20,19 +20,17 @@ import argparse
 import asyncio
 import json
 import uuid
-from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-from harness.inference_server import start_inference_server
 from harness.join_token import make_token
-from harness.livekit_server import ROOT, LiveKitServer, start_livekit_server
+from harness.livekit_server import ROOT, LiveKitServer
 from harness.participant import TestParticipant
 from harness.speech import speech_wav
 from harness.stub_llm import LONG_ANSWER, Reply, StubLLM
-from harness.worker import start_worker, tiny_stack_env
 
-from .stats import summarize
+from .local_stack import local_stack
+from .stats import format_ratios, format_side_by_side, ratios, summarize
 
 PHRASES = (
     "Stop, stop! Let us talk about the moon instead.",
@@ -105,20 +103,11 @@ def agent_name(condition: str) -> str:
 
 def print_table(result: dict[str, Any]) -> None:
     rows = result["conditions"]
-    print(f"\n{'':14s}" + "".join(f"{c:>12s}" for c in rows))
-    for key in ("count", "mean", "p50", "p90", "max"):
-        cells = []
-        for c in rows:
-            value = rows[c]["stats"].get(key)
-            cells.append(f"{value:>12.3f}" if isinstance(value, float) else f"{value!s:>12s}")
-        print(f"{key:14s}" + "".join(cells))
-    print(f"{'never stopped':14s}" + "".join(f"{rows[c]['never_stopped']:>12d}" for c in rows))
+    never = {"never stopped": {c: rows[c]["never_stopped"] for c in rows}}
+    print("\n" + format_side_by_side({c: rows[c]["stats"] for c in rows}, counts=never))
     fast, vad = rows["fast gate"]["stats"], rows["VAD only"]["stats"]
     if fast.get("count") and vad.get("count"):
-        print(
-            f"\nfast gate / VAD only: p50 {fast['p50'] / vad['p50']:.2f}x, "
-            f"p90 {fast['p90'] / vad['p90']:.2f}x"
-        )
+        print("\n" + format_ratios("fast gate / VAD only", ratios(fast, vad)))
 
 
 def main() -> None:
@@ -129,27 +118,13 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="write the samples and statistics here")
     parser.add_argument("--logs", type=Path, default=ROOT / "test-artifacts" / "bench-logs")
     args = parser.parse_args()
-    with ExitStack() as stack:
-        print("starting livekit-server, inference server (tiny), stub LLM, two workers…")
-        lk = start_livekit_server(args.logs, name="bench-livekit")
-        stack.callback(lk.stop)
-        inference = start_inference_server(
-            ROOT / ".cache" / "kyutai-tiny", batch_size=8, tts_batch_size=8, log_dir=args.logs
-        )
-        stack.callback(inference.stop)
-        llm = stack.enter_context(StubLLM())
-        for condition, fast in CONDITIONS.items():
-            env = tiny_stack_env(
-                inference.url,
-                inference.api_key,
-                llm.base_url,
-                KYUTAI_FAST_BARGE_IN=fast,
-                AGENT_NUM_IDLE_PROCESSES="1",
-            )
-            name = agent_name(condition)
-            worker = start_worker(lk, args.logs, name=f"bench-{name}", agent_name=name, env=env)
-            stack.callback(worker.stop)
-        result = asyncio.run(run(lk, llm, args.rounds))
+    print("starting livekit-server, inference server (tiny), stub LLM, two workers…")
+    workers = {
+        agent_name(condition): {"KYUTAI_FAST_BARGE_IN": fast, "AGENT_NUM_IDLE_PROCESSES": "1"}
+        for condition, fast in CONDITIONS.items()
+    }
+    with local_stack(args.logs, workers, slots=8, prefix="bench") as stack:
+        result = asyncio.run(run(stack.livekit, stack.llm, args.rounds))
     result["config"] = {"rounds": args.rounds, "phrases": list(PHRASES)}
     print_table(result)
     if args.json:

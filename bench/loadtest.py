@@ -15,15 +15,31 @@ it) comes from the workers' Prometheus histograms `kyutai_agent_turn_latency_sec
 before and after each run (--agent-metrics URL[,URL...]; set by --spawn-stack). llm_ttft and
 tts_ttfb include the greetings.
 
+--turn-modes compares end-of-turn modes in one run: `stt`, Kyutai's pause heads (the agent's
+default, KYUTAI_TURN_DETECTION=stt), and `vad`, 0.35 s of Silero VAD silence
+(KYUTAI_TURN_DETECTION=vad KYUTAI_VAD_MIN_SILENCE_S=0.35). Each mode's rooms are dispatched to
+its own agent: --spawn-stack starts one worker per mode (agent name kyutai-MODE) on the same
+livekit-server, inference server and stub LLM; against a deployment, name them with
+--agent-name stt=NAME,vad=NAME (and --agent-metrics stt=URL,vad=URL); there the mode names
+only label what those workers were started with. At each N the modes share rounds of N
+simultaneous conversations: in round k, user i talks to mode number (i + k) mod M (M modes), so
+with N >= 2 every round mixes the modes under one load, N stays the number of simultaneous
+conversations, and after M rounds each mode has had N conversations of --turns turns
+(--rounds R repeats this R times; at N = 1 the modes alternate round by round). Printed per N:
+each mode's count, mean, p50, p90, max of end of speech → first audible answer, failed turns
+and dropped sessions side by side, with the ratio stt / vad of p50 and p90. The JSON gets one
+entry of "runs" per N and mode (its "turn_mode"), and, with several modes, "comparison": one
+entry per N with each mode's figures and the ratio.
+
 It connects to LIVEKIT_URL with LIVEKIT_API_KEY / LIVEKIT_API_SECRET, e.g. to the dev stack
 (`bash scripts/dev-stack.sh`: LIVEKIT_URL=ws://127.0.0.1:7880 LIVEKIT_API_KEY=devkey
 LIVEKIT_API_SECRET=secret; it exports no metrics unless AGENT_PROMETHEUS_PORT is set).
 
 --spawn-stack runs the dev stack's processes and settings instead (livekit-server, the
-inference server with the tiny models, the stub LLM, one worker with harness/stack.py's
-TINY_MODELS_ENV: turns end on 0.35 s of VAD silence), on free loopback ports, with
-`python -m agent start` (no file watching), the worker's metrics on, and these differences,
-sized for the largest N of --users and printed when it starts:
+inference server with the tiny models, the stub LLM, a worker per --turn-modes mode with
+the shipped defaults but for its mode), on free loopback
+ports, with `python -m agent start` (no file watching), the workers' metrics on, and these
+differences, sized for the largest N of --users and printed when it starts:
 """
 
 from __future__ import annotations
@@ -37,7 +53,7 @@ import textwrap
 import time
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,21 +61,22 @@ from typing import Any
 
 import numpy as np
 
-from harness.inference_server import start_inference_server
 from harness.join_token import make_token
-from harness.livekit_server import ROOT, start_livekit_server
+from harness.livekit_server import ROOT
 from harness.participant import TestParticipant
 from harness.speech import speech_samples
-from harness.stub_llm import StubLLM
-from harness.worker import start_worker, tiny_stack_env
 
+from .local_stack import local_stack
 from .stats import (
     STAGES,
     Histogram,
     Summary,
+    format_ratios,
+    format_side_by_side,
     format_table,
     merge_histograms,
     parse_histograms,
+    ratios,
     stage_summaries,
     summarize,
 )
@@ -73,6 +90,83 @@ UTTERANCES = (
     "Tell me something about music.",
 )
 TOKEN_TTL_S = 2 * 3600
+ROUND_PAUSE_S = 1.0  # between two rounds at one N: the last round's sessions close
+
+
+@dataclass(frozen=True)
+class TurnMode:
+    """An end-of-turn mode the load test can compare: the worker variables that select it."""
+
+    name: str
+    label: str
+    env: dict[str, str]
+
+    @property
+    def title(self) -> str:
+        return f"{self.name} ({self.label})"
+
+
+TURN_MODES: dict[str, TurnMode] = {
+    m.name: m
+    for m in (
+        TurnMode("stt", "pause heads", {"KYUTAI_TURN_DETECTION": "stt"}),
+        TurnMode(
+            "vad",
+            "VAD 0.35 s",
+            {"KYUTAI_TURN_DETECTION": "vad", "KYUTAI_VAD_MIN_SILENCE_S": "0.35"},
+        ),
+    )
+}
+DEFAULT_TURN_MODE = "stt"  # the agent's default (agent/settings.py: turn_detection)
+RATIO = ("stt", "vad")  # compared as RATIO[0] / RATIO[1] when a run has both
+
+
+def spawned_agent(mode: str) -> str:
+    """The agent name of --spawn-stack's worker for turn mode `mode`."""
+    return f"kyutai-{mode}"
+
+
+def parse_turn_modes(text: str) -> list[str]:
+    """`stt,vad` → ["stt", "vad"]; ValueError on an unknown or repeated mode, or none."""
+    modes = [m.strip() for m in text.split(",") if m.strip()]
+    if not modes:
+        raise ValueError("--turn-modes needs at least one mode")
+    unknown = [m for m in modes if m not in TURN_MODES]
+    if unknown:
+        raise ValueError(f"unknown turn mode {unknown[0]!r} (known: {', '.join(TURN_MODES)})")
+    if len(set(modes)) != len(modes):
+        raise ValueError(f"--turn-modes names a mode twice: {text!r}")
+    return modes
+
+
+def split_per_mode(text: str, modes: Sequence[str], what: str) -> dict[str, list[str]]:
+    """Comma-separated values of option `what`, each `MODE=value` (for that turn mode) or a
+    plain value (for the only mode: with several, a plain value is a ValueError)."""
+    out: dict[str, list[str]] = {m: [] for m in modes}
+    for entry in (e.strip() for e in text.split(",")):
+        if not entry:
+            continue
+        mode, sep, value = entry.partition("=")
+        if sep and mode.strip() in TURN_MODES:
+            if mode.strip() not in out:
+                raise ValueError(f"{what}: {mode.strip()!r} is not one of --turn-modes")
+            out[mode.strip()].append(value.strip())
+        elif len(modes) == 1:
+            out[modes[0]].append(entry)
+        else:
+            raise ValueError(
+                f"{what}: with several --turn-modes, say which mode each value is for "
+                f"(MODE=VALUE): {entry!r}"
+            )
+    return out
+
+
+def schedule(users: int, modes: Sequence[str], repeats: int = 1) -> list[list[str]]:
+    """The rounds at one N: each a list of N simultaneous conversations' turn modes. Round k
+    gives user i modes[(i + k) % M]: every mode gets N conversations per M rounds, and a
+    round of N >= M users mixes all the modes."""
+    m = len(modes)
+    return [[modes[(i + k) % m] for i in range(users)] for k in range(repeats * m)]
 
 
 def utterance(text: str) -> np.ndarray:
@@ -85,6 +179,7 @@ class TurnResult:
     user: int
     turn: int
     end_to_end: float | None  # None: no answer within the timeout
+    round: int = 0
 
 
 class SimUser(TestParticipant):
@@ -109,8 +204,6 @@ class RunConfig:
     url: str
     api_key: str
     api_secret: str
-    agent_name: str
-    users: int
     turns: int
     stagger_s: float
     answer_timeout_s: float
@@ -121,6 +214,7 @@ class RunConfig:
 @dataclass
 class RunResult:
     users: int
+    turn_mode: str = DEFAULT_TURN_MODE
     turns: list[TurnResult] = field(default_factory=list)
     dropped_sessions: int = 0
     stages: dict[str, Summary] = field(default_factory=dict)
@@ -131,22 +225,28 @@ class RunResult:
         return sum(1 for t in self.turns if t.end_to_end is None)
 
     def summary(self) -> Summary:
-        return summarize(t.end_to_end for t in self.turns if t.end_to_end is not None)
+        return summarize(
+            (t.end_to_end for t in self.turns if t.end_to_end is not None), with_max=True
+        )
 
 
 class Progress:
-    def __init__(self, users: int, turns: int) -> None:
-        self.total = users * turns
+    def __init__(self, users: int, turns: int, rounds: int = 1) -> None:
+        self.total = users * turns * rounds
         self.users = users
+        self.sessions = users * rounds
+        self.rounds = rounds
+        self.round = 0
         self.joined = self.done = self.failed = self.dropped = 0
         self.last: float | None = None
         self.started = time.monotonic()
 
     def show(self) -> None:
         last = "—" if self.last is None else f"{self.last:.2f}s"
+        rounds = f" round {self.round + 1}/{self.rounds}" if self.rounds > 1 else ""
         print(
-            f"\r[{time.monotonic() - self.started:6.1f}s] N={self.users} joined "
-            f"{self.joined}/{self.users}  turns {self.done}/{self.total}  failed {self.failed}  "
+            f"\r[{time.monotonic() - self.started:6.1f}s] N={self.users}{rounds} joined "
+            f"{self.joined}/{self.sessions}  turns {self.done}/{self.total}  failed {self.failed}  "
             f"dropped {self.dropped}  last e2e {last}   ",
             end="",
             file=sys.stderr,
@@ -163,16 +263,22 @@ async def spoken_turn(user: SimUser, text: str, timeout: float) -> float | None:
 
 
 async def simulate_user(
-    index: int, cfg: RunConfig, run_id: str, progress: Progress, result: RunResult
+    index: int,
+    round_no: int,
+    agent_name: str,
+    cfg: RunConfig,
+    room: str,
+    progress: Progress,
+    result: RunResult,
 ) -> None:
     await asyncio.sleep(index * cfg.stagger_s)  # staggered start, not synchronisation
     user = SimUser(identity=f"user-{index}", record_samples=False)
     token = make_token(
         cfg.api_key,
         cfg.api_secret,
-        room=f"loadtest-{run_id}-{index}",
+        room=room,
         identity=user.identity,
-        dispatch_agent=cfg.agent_name,
+        dispatch_agent=agent_name,
         dispatch_metadata=cfg.metadata,
         ttl_s=TOKEN_TTL_S,
     )
@@ -204,7 +310,7 @@ async def simulate_user(
             )
             text = UTTERANCES[(index + turn) % len(UTTERANCES)]
             latency = await spoken_turn(user, text, cfg.answer_timeout_s)
-            result.turns.append(TurnResult(index, turn, latency))
+            result.turns.append(TurnResult(index, turn, latency, round_no))
             progress.done += 1
             progress.failed += latency is None
             progress.last = latency
@@ -223,6 +329,8 @@ async def simulate_user(
 
 
 def scrape(urls: list[str]) -> dict[str, Histogram]:
+    if not urls:
+        return {}
     parts = []
     for url in urls:
         try:
@@ -233,94 +341,217 @@ def scrape(urls: list[str]) -> dict[str, Histogram]:
     return merge_histograms(parts)
 
 
-async def run_load(cfg: RunConfig, metrics_urls: list[str]) -> RunResult:
+@dataclass
+class Target:
+    """Where one turn mode's rooms go: the agent that serves it, and its workers' metrics."""
+
+    agent_name: str
+    metrics_urls: list[str] = field(default_factory=list)
+
+
+async def stage_breakdown(
+    urls: list[str], before: dict[str, Histogram], expected: int
+) -> dict[str, Summary]:
+    """The stage summaries of what these workers observed since `before`. The last turns'
+    metrics reach the worker's registry just after the audio: let the job processes flush them
+    (bounded wait for the end_to_end count to reach `expected`)."""
+    deadline = time.monotonic() + 5
+    after = await asyncio.to_thread(scrape, urls)
+    while time.monotonic() < deadline:
+        got = after.get("end_to_end")
+        base = before.get("end_to_end")
+        if got and got.count - (base.count if base else 0) >= expected:
+            break
+        await asyncio.sleep(0.25)
+        after = await asyncio.to_thread(scrape, urls)
+    return stage_summaries(before, after)
+
+
+async def run_load(
+    cfg: RunConfig, users: int, targets: Mapping[str, Target], repeats: int = 1
+) -> dict[str, RunResult]:
+    """N = `users` simultaneous conversations, in the rounds of `schedule` over the turn modes
+    of `targets`: one RunResult per mode."""
     for text in UTTERANCES:
         utterance(text)  # generate fixtures before the clock starts
-    result = RunResult(users=cfg.users)
-    before = await asyncio.to_thread(scrape, metrics_urls) if metrics_urls else {}
-    progress = Progress(cfg.users, cfg.turns)
+    results = {mode: RunResult(users=users, turn_mode=mode) for mode in targets}
+    before: dict[str, dict[str, Histogram]] = {}
+    for mode, target in targets.items():
+        before[mode] = await asyncio.to_thread(scrape, target.metrics_urls)
+    rounds = schedule(users, list(targets), repeats)
+    progress = Progress(users, cfg.turns, len(rounds))
     progress.show()
     run_id = uuid.uuid4().hex[:6]
     started = time.monotonic()
-    await asyncio.gather(
-        *(simulate_user(i, cfg, run_id, progress, result) for i in range(cfg.users))
-    )
-    result.wall_s = time.monotonic() - started
+    for k, modes in enumerate(rounds):
+        if k:
+            await asyncio.sleep(ROUND_PAUSE_S)
+        progress.round = k
+        await asyncio.gather(
+            *(
+                simulate_user(
+                    i,
+                    k,
+                    targets[mode].agent_name,
+                    cfg,
+                    f"loadtest-{run_id}-{k}-{i}",
+                    progress,
+                    results[mode],
+                )
+                for i, mode in enumerate(modes)
+            )
+        )
+    wall_s = time.monotonic() - started
     print(file=sys.stderr)
-    if metrics_urls:
-        # The last turns' metrics reach the worker's registry just after the audio: let the
-        # job processes flush them (bounded wait for the end_to_end count to settle).
-        expected = len([t for t in result.turns if t.end_to_end is not None])
-        deadline = time.monotonic() + 5
-        after = await asyncio.to_thread(scrape, metrics_urls)
-        while time.monotonic() < deadline:
-            got = after.get("end_to_end")
-            base = before.get("end_to_end")
-            if got and got.count - (base.count if base else 0) >= expected:
-                break
-            await asyncio.sleep(0.25)
-            after = await asyncio.to_thread(scrape, metrics_urls)
-        result.stages = stage_summaries(before, after)
-    return result
+    for mode, target in targets.items():
+        result = results[mode]
+        result.wall_s = wall_s  # the N's rounds together: the modes shared them
+        if target.metrics_urls:
+            expected = len([t for t in result.turns if t.end_to_end is not None])
+            result.stages = await stage_breakdown(target.metrics_urls, before[mode], expected)
+    return results
 
 
 # --- reporting -----------------------------------------------------------------------------
-def report_table(result: RunResult) -> str:
+def report_table(result: RunResult, several_modes: bool = False) -> str:
     rows: list[tuple[str, Summary]] = [("end_to_end (listener)", result.summary())]
     rows += [(f"agent {stage}", result.stages[stage]) for stage in STAGES if stage in result.stages]
+    mode = f", turn mode {TURN_MODES[result.turn_mode].title}" if several_modes else ""
     return (
-        f"N={result.users} users: {len(result.turns)} turns, failed turns "
+        f"N={result.users} users{mode}: {len(result.turns)} turns, failed turns "
         f"{result.failed_turns}, dropped sessions {result.dropped_sessions}, "
         f"{result.wall_s:.0f}s\n" + format_table(rows)
     )
 
 
-def to_json(results: list[RunResult], args: argparse.Namespace) -> dict[str, Any]:
+def comparison(by_mode: Mapping[str, RunResult]) -> dict[str, Any]:
+    """One N's turn modes side by side: each one's end-to-end summary at the listener
+    (count, mean, p50, p90, p99, max), failed turns and dropped sessions, and the ratio
+    RATIO[0] / RATIO[1] of p50 and p90 (None without both modes or without a value)."""
+    users = {r.users for r in by_mode.values()}
+    if len(users) != 1:
+        raise ValueError(f"one N at a time, not {sorted(users)}")
+    modes = {
+        mode: {
+            **r.summary(),
+            "failed_turns": r.failed_turns,
+            "dropped_sessions": r.dropped_sessions,
+        }
+        for mode, r in by_mode.items()
+    }
+    num, den = RATIO
+    ratio: dict[str, Any] = {"of": num, "to": den}
+    if num in by_mode and den in by_mode:
+        ratio.update(ratios(by_mode[num].summary(), by_mode[den].summary()))
+    else:
+        ratio.update(dict.fromkeys(("p50", "p90")))
+    return {"users": users.pop(), "modes": modes, "ratio": ratio}
+
+
+def comparison_table(comp: Mapping[str, Any]) -> str:
+    """A comparison() as text: the modes side by side, then the ratio line."""
+    modes: Mapping[str, Mapping[str, Any]] = comp["modes"]
+    columns = {TURN_MODES[m].title: stats for m, stats in modes.items()}
+    count_rows = (("failed turns", "failed_turns"), ("dropped sessions", "dropped_sessions"))
+    counts = {
+        label: {TURN_MODES[m].title: int(stats[key]) for m, stats in modes.items()}
+        for label, key in count_rows
+    }
+    ratio = comp["ratio"]
+    lines = [
+        f"N={comp['users']}: end of user speech → first audible agent audio at the listener (s)",
+        format_side_by_side(columns, counts=counts),
+    ]
+    if ratio["of"] in modes and ratio["to"] in modes:
+        label = f"{ratio['of']} / {ratio['to']}"
+        lines.append(format_ratios(label, {k: ratio[k] for k in ("p50", "p90")}))
+    return "\n".join(lines)
+
+
+def group_by_users(results: Sequence[RunResult]) -> list[dict[str, RunResult]]:
+    """Runs grouped by N (in order of first appearance), each group by turn mode."""
+    groups: dict[int, dict[str, RunResult]] = {}
+    for r in results:
+        groups.setdefault(r.users, {})[r.turn_mode] = r
+    return list(groups.values())
+
+
+def run_json(r: RunResult) -> dict[str, Any]:
     return {
+        "users": r.users,
+        "turn_mode": r.turn_mode,
+        "turns": len(r.turns),
+        "failed_turns": r.failed_turns,
+        "dropped_sessions": r.dropped_sessions,
+        "wall_s": round(r.wall_s, 1),
+        "end_to_end": r.summary(),
+        "agent_stages": r.stages,
+        "per_turn": [
+            {"user": t.user, "round": t.round, "turn": t.turn, "end_to_end": t.end_to_end}
+            for t in r.turns
+        ],
+    }
+
+
+def to_json(
+    results: Sequence[RunResult],
+    args: argparse.Namespace,
+    targets: Mapping[str, Target] | None = None,
+) -> dict[str, Any]:
+    """The run's JSON: "config", "runs" (one per N and turn mode, in the order they ran), and
+    with several turn modes "comparison" (one per N)."""
+    modes = list(args.turn_modes)
+    out: dict[str, Any] = {
         "config": {
             "turns": args.turns,
             "stagger_s": args.stagger,
             "answer_timeout_s": args.answer_timeout,
             "spawn_stack": args.spawn_stack,
             "machine": {"cpus": os.cpu_count()},
+            "turn_modes": {
+                mode: {
+                    "agent_name": targets[mode].agent_name if targets else None,
+                    "worker_env": TURN_MODES[mode].env if args.spawn_stack else None,
+                }
+                for mode in modes
+            },
+            "rounds_per_n": args.rounds * len(modes),
         },
-        "runs": [
-            {
-                "users": r.users,
-                "turns": len(r.turns),
-                "failed_turns": r.failed_turns,
-                "dropped_sessions": r.dropped_sessions,
-                "wall_s": round(r.wall_s, 1),
-                "end_to_end": r.summary(),
-                "agent_stages": r.stages,
-                "per_turn": [
-                    {"user": t.user, "turn": t.turn, "end_to_end": t.end_to_end} for t in r.turns
-                ],
-            }
-            for r in results
-        ],
+        "runs": [run_json(r) for r in results],
     }
+    if len(modes) > 1:
+        out["comparison"] = [comparison(group) for group in group_by_users(results)]
+    return out
 
 
-def plot(results: list[RunResult], path: Path) -> None:
+def plot(results: Sequence[RunResult], path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.8))
-    ns = [r.users for r in results]
-    for key, style in (("p50", "o-"), ("p90", "s-"), ("p99", "^--")):
-        ys = [r.summary()[key] for r in results]
-        ax1.plot(
-            ns,
-            [float(y) if y is not None else float("nan") for y in ys],
-            style,
-            label=f"{key} end to end",
-        )
-    for r in results:
-        xs = [t.end_to_end for t in r.turns if t.end_to_end is not None]
-        ax1.scatter([r.users] * len(xs), xs, s=8, alpha=0.3, color="gray")
+    modes = list(dict.fromkeys(r.turn_mode for r in results))
+    several = len(modes) > 1
+    ns = list(dict.fromkeys(r.users for r in results))
+    for j, mode in enumerate(modes):
+        runs = [r for r in results if r.turn_mode == mode]
+        xs_n = [r.users for r in runs]
+        prefix = f"{mode} " if several else ""
+        for key, style in (("p50", "o-"), ("p90", "s-"), ("p99", "^--")):
+            if several and key == "p99":
+                continue
+            ys = [r.summary()[key] for r in runs]
+            ax1.plot(
+                xs_n,
+                [float(y) if y is not None else float("nan") for y in ys],
+                style,
+                label=f"{prefix}{key} end to end",
+            )
+        offset = (j - (len(modes) - 1) / 2) * 0.08
+        for r in runs:
+            xs = [t.end_to_end for t in r.turns if t.end_to_end is not None]
+            ax1.scatter([r.users + offset] * len(xs), xs, s=8, alpha=0.3, color="gray")
     ax1.axhline(1.0, color="red", lw=0.8, ls=":", label="1 s target")
     ax1.set_xlabel("simultaneous users (N)")
     ax1.set_ylabel("end of user speech → first agent audio (s)")
@@ -331,11 +562,12 @@ def plot(results: list[RunResult], path: Path) -> None:
 
     stages = ("end_of_turn", "llm_ttft", "tts_ttfb")
     bottom = np.zeros(len(results))
+    labels = [f"{r.users} {r.turn_mode}" if several else str(r.users) for r in results]
     for stage in stages:
         means = np.array([float(r.stages.get(stage, {}).get("mean") or 0.0) for r in results])
-        ax2.bar([str(n) for n in ns], means, bottom=bottom, label=stage)
+        ax2.bar(labels, means, bottom=bottom, label=stage)
         bottom += means
-    ax2.set_xlabel("simultaneous users (N)")
+    ax2.set_xlabel("simultaneous users (N)" + (" and turn mode" if several else ""))
     ax2.set_ylabel("mean seconds (agent's metrics)")
     ax2.set_title("Where the time goes (agent's stage means)")
     ax2.legend()
@@ -352,10 +584,11 @@ class Stack:
     url: str
     api_key: str
     api_secret: str
-    metrics_urls: list[str]
+    targets: dict[str, Target]  # by turn mode, in --turn-modes order
 
 
 SLOTS = "STT and TTS slots"
+WORKERS = "agent workers"
 MIN_SLOTS = 8  # what the e2e fixtures and the barge-in bench give the tiny inference server
 WORKER_MAX_JOBS = 16  # the worker's default AGENT_MAX_JOBS
 
@@ -364,14 +597,17 @@ WORKER_MAX_JOBS = 16  # the worker's default AGENT_MAX_JOBS
 class StackChange:
     """One way --spawn-stack's stack differs from scripts/dev-stack.sh's, and why."""
 
-    setting: str  # SLOTS, or a worker variable
+    setting: str  # SLOTS, WORKERS, or a variable of every worker
     value: str
     dev_stack: str
     why: str
 
 
-def stack_changes(users: int | None, slots: int = 0) -> list[StackChange]:
-    """The differences for at most `users` simultaneous users (None: the rule, for --help)."""
+def stack_changes(
+    users: int | None, slots: int = 0, modes: Sequence[str] | None = None
+) -> list[StackChange]:
+    """The differences for at most `users` simultaneous users and the turn modes `modes`
+    (None, None: the rule, for --help)."""
     if users is None:
         slot_value = str(slots) if slots else f"max({MIN_SLOTS}, N)"
     else:
@@ -396,6 +632,24 @@ def stack_changes(users: int | None, slots: int = 0) -> list[StackChange]:
             "users join --stagger s apart: the next one finds a warm job process",
         ),
     ]
+    if modes is None or list(modes) != [DEFAULT_TURN_MODE]:
+        per_mode = "; ".join(
+            f"{m.name}: {' '.join(f'{k}={v}' for k, v in m.env.items())}"
+            for m in TURN_MODES.values()
+            if modes is None or m.name in modes
+        )
+        changes.append(
+            StackChange(
+                WORKERS,
+                "one per mode of --turn-modes, agent name kyutai-MODE, with its mode's "
+                f"variables ({per_mode})"
+                if modes is None
+                else f"{len(modes)}: {', '.join(spawned_agent(m) for m in modes)} ({per_mode})",
+                f"one worker, the default turn mode ({DEFAULT_TURN_MODE})",
+                "the turn modes compared in one run share one livekit-server, inference "
+                "server and stub LLM, and the same load",
+            )
+        )
     if users is None or users > WORKER_MAX_JOBS:
         changes.append(
             StackChange(
@@ -423,33 +677,46 @@ def describe_changes(changes: list[StackChange]) -> str:
 
 
 @contextmanager
-def spawn_stack(log_dir: Path, users: int, slots: int = 0) -> Iterator[Stack]:
+def spawn_stack(
+    log_dir: Path, users: int, slots: int = 0, modes: Sequence[str] = (DEFAULT_TURN_MODE,)
+) -> Iterator[Stack]:
     """The dev stack's processes on free loopback ports, sized for `users` (stack_changes),
-    stopped on exit."""
-    changes = stack_changes(users, slots)
-    worker_env = {c.setting: c.value for c in changes if c.setting != SLOTS}
+    one worker per turn mode of `modes`; stopped on exit."""
+    changes = stack_changes(users, slots, modes)
+    shared_env = {c.setting: c.value for c in changes if c.setting not in (SLOTS, WORKERS)}
+    what = "a worker" if len(modes) == 1 else f"{len(modes)} workers ({', '.join(modes)})"
+    print(
+        f"starting livekit-server, inference server (tiny), stub LLM, {what}: the dev "
+        f"stack's settings for N={users}, except\n{describe_changes(changes)}",
+        file=sys.stderr,
+    )
+    workers = {spawned_agent(mode): {**shared_env, **TURN_MODES[mode].env} for mode in modes}
     n_slots = slots or max(MIN_SLOTS, users)
-    with ExitStack() as stack:
-        print(
-            "starting livekit-server, inference server (tiny), stub LLM, worker: the dev "
-            f"stack's settings for N={users}, except\n{describe_changes(changes)}",
-            file=sys.stderr,
-        )
-        lk = start_livekit_server(log_dir, name="loadtest-livekit")
-        stack.callback(lk.stop)
-        inference = start_inference_server(
-            ROOT / ".cache" / "kyutai-tiny",
-            batch_size=n_slots,
-            tts_batch_size=n_slots,
-            log_dir=log_dir,
-        )
-        stack.callback(inference.stop)
-        llm = stack.enter_context(StubLLM())
-        env = tiny_stack_env(inference.url, inference.api_key, llm.base_url, **worker_env)
-        worker = start_worker(lk, log_dir, name="loadtest-worker", env=env)
-        stack.callback(worker.stop)
-        metrics_url = f"http://127.0.0.1:{env['AGENT_PROMETHEUS_PORT']}/metrics"
-        yield Stack(lk.url, lk.api_key, lk.api_secret, [metrics_url])
+    with local_stack(log_dir, workers, slots=n_slots, prefix="loadtest") as stack:
+        targets = {
+            mode: Target(worker.agent_name, [worker.metrics_url])
+            for mode, worker in zip(modes, stack.workers.values(), strict=True)
+        }
+        lk = stack.livekit
+        yield Stack(lk.url, lk.api_key, lk.api_secret, targets)
+
+
+def deployment_targets(
+    modes: Sequence[str], agent_names: str, agent_metrics: str
+) -> dict[str, Target]:
+    """Without --spawn-stack: each turn mode's agent name and metrics URLs from --agent-name
+    and --agent-metrics (`MODE=value` entries; plain ones with a single mode)."""
+    names = split_per_mode(agent_names, modes, "--agent-name")
+    metrics = split_per_mode(agent_metrics, modes, "--agent-metrics")
+    targets = {}
+    for mode in modes:
+        if len(names[mode]) != 1:
+            raise ValueError(
+                f"--agent-name: one agent name for turn mode {mode!r}, not {names[mode]} "
+                "(several modes: --agent-name stt=NAME,vad=NAME)"
+            )
+        targets[mode] = Target(names[mode][0], metrics[mode])
+    return targets
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -480,7 +747,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="seconds for the agent to join and greet, else a dropped session",
     )
     parser.add_argument(
-        "--agent-name", default=os.environ.get("LIVEKIT_AGENT_NAME", "kyutai-agent")
+        "--turn-modes",
+        default=DEFAULT_TURN_MODE,
+        help=f"end-of-turn modes compared in one run, comma-separated, from "
+        f"{', '.join(m.title for m in TURN_MODES.values())} (default: {DEFAULT_TURN_MODE}, "
+        "the agent's default); e.g. stt,vad: see above",
+    )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="at each N, each mode gets --rounds x N conversations, in --rounds x (number of "
+        "modes) rounds of N simultaneous ones (see above)",
+    )
+    parser.add_argument(
+        "--agent-name",
+        default=os.environ.get("LIVEKIT_AGENT_NAME", "kyutai-agent"),
+        help="without --spawn-stack: the agent the rooms are dispatched to; with several "
+        "--turn-modes one per mode, MODE=NAME,... (--spawn-stack names its own workers)",
     )
     parser.add_argument(
         "--metadata",
@@ -490,7 +774,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--agent-metrics",
         default=os.environ.get("LOADTEST_AGENT_METRICS", ""),
-        help="workers' Prometheus URLs (comma-separated) for the stage breakdown",
+        help="workers' Prometheus URLs (comma-separated) for the stage breakdown; with "
+        "several --turn-modes MODE=URL,... (--spawn-stack sets them)",
     )
     parser.add_argument(
         "--spawn-stack",
@@ -508,28 +793,47 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.user_counts = [int(n) for n in str(args.users).split(",") if n.strip()]
     if not args.user_counts or min(args.user_counts) < 1:
         parser.error("--users needs positive integers")
+    if args.rounds < 1:
+        parser.error("--rounds needs a positive integer")
+    try:
+        args.turn_modes = parse_turn_modes(args.turn_modes)
+        args.targets = (
+            None
+            if args.spawn_stack
+            else deployment_targets(args.turn_modes, args.agent_name, args.agent_metrics)
+        )
+    except ValueError as exc:
+        parser.error(str(exc))
     return args
 
 
 async def run_all(args: argparse.Namespace, stack: Stack) -> list[RunResult]:
-    results = []
+    """Each N of --users in turn; the turn modes' results side by side after each, and all
+    of them again at the end."""
+    several = len(stack.targets) > 1
+    cfg = RunConfig(
+        url=stack.url,
+        api_key=stack.api_key,
+        api_secret=stack.api_secret,
+        turns=args.turns,
+        stagger_s=args.stagger,
+        answer_timeout_s=args.answer_timeout,
+        join_timeout_s=args.join_timeout,
+        metadata=args.metadata,
+    )
+    results: list[RunResult] = []
+    tables = []
     for n in args.user_counts:
-        cfg = RunConfig(
-            url=stack.url,
-            api_key=stack.api_key,
-            api_secret=stack.api_secret,
-            agent_name=args.agent_name,
-            users=n,
-            turns=args.turns,
-            stagger_s=args.stagger,
-            answer_timeout_s=args.answer_timeout,
-            join_timeout_s=args.join_timeout,
-            metadata=args.metadata,
-        )
-        result = await run_load(cfg, stack.metrics_urls)
-        print(report_table(result), flush=True)
-        print(flush=True)
-        results.append(result)
+        by_mode = await run_load(cfg, n, stack.targets, args.rounds)
+        for result in by_mode.values():
+            print(report_table(result, several), flush=True)
+            print(flush=True)
+        if several:
+            tables.append(comparison_table(comparison(by_mode)))
+            print(tables[-1] + "\n", flush=True)
+        results.extend(by_mode.values())
+    if len(tables) > 1:
+        print("all N:\n\n" + "\n\n".join(tables) + "\n", flush=True)
     return results
 
 
@@ -538,7 +842,7 @@ def main(argv: list[str] | None = None) -> int:
     with ExitStack() as stack_ctx:
         if args.spawn_stack:
             stack = stack_ctx.enter_context(
-                spawn_stack(args.log_dir, max(args.user_counts), args.slots)
+                spawn_stack(args.log_dir, max(args.user_counts), args.slots, args.turn_modes)
             )
         else:
             key, secret = os.environ.get("LIVEKIT_API_KEY"), os.environ.get("LIVEKIT_API_SECRET")
@@ -549,14 +853,13 @@ def main(argv: list[str] | None = None) -> int:
                     file=sys.stderr,
                 )
                 return 2
-            metrics = [u.strip() for u in args.agent_metrics.split(",") if u.strip()]
             stack = Stack(
-                os.environ.get("LIVEKIT_URL", "ws://127.0.0.1:7880"), key, secret, metrics
+                os.environ.get("LIVEKIT_URL", "ws://127.0.0.1:7880"), key, secret, args.targets
             )
         results = asyncio.run(run_all(args, stack))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(to_json(results, args), indent=2) + "\n")
+        args.json.write_text(json.dumps(to_json(results, args, stack.targets), indent=2) + "\n")
     if args.plot:
         plot(results, args.plot)
     bad = sum(r.failed_turns + r.dropped_sessions for r in results)

@@ -6,13 +6,15 @@
 - `parse_histograms` / `histogram_delta` / `summarize_histogram`: the worker's Prometheus
   histogram `kyutai_agent_turn_latency_seconds{stage=...}` read before and after a run; the
   difference is what this run added, its percentiles are estimated inside buckets.
+- `format_side_by_side` / `ratios` / `format_ratios`: conditions compared in one run (the
+  barge-in gate, the load test's turn modes), one column each, and the ratio of two.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 QUANTILES = (("p50", 0.50), ("p90", 0.90), ("p99", 0.99))
@@ -172,3 +174,53 @@ def format_table(rows: Sequence[tuple[str, Summary]], unit: str = "s") -> str:
 
 def _fmt(value: float | int | None) -> str:
     return "—" if value is None else f"{float(value):.3f}"
+
+
+SIDE_BY_SIDE_KEYS = ("count", "mean", "p50", "p90", "max")
+
+
+def format_side_by_side(
+    columns: Mapping[str, Mapping[str, float | int | None]],
+    *,
+    keys: Sequence[str] = SIDE_BY_SIDE_KEYS,
+    counts: Mapping[str, Mapping[str, int]] | None = None,
+) -> str:
+    """One column per condition (its summary), one row per key of `keys`, then one row per
+    entry of `counts` (row label → condition → a count, e.g. failed turns)."""
+    counts = counts or {}
+    label_w = max(14, *(len(k) + 1 for k in (*keys, *counts)))
+    col_w = {c: max(12, len(c) + 2) for c in columns}
+    lines = [" " * label_w + "".join(f"{c:>{col_w[c]}s}" for c in columns)]
+    for key in keys:
+        cells = []
+        for c, summary in columns.items():
+            value = summary.get(key)
+            text = _fmt(value) if isinstance(value, float) or value is None else str(value)
+            cells.append(f"{text:>{col_w[c]}s}")
+        lines.append(f"{key:{label_w}s}" + "".join(cells))
+    for label, by_column in counts.items():
+        lines.append(
+            f"{label:{label_w}s}"
+            + "".join(f"{by_column.get(c, 0)!s:>{col_w[c]}s}" for c in columns)
+        )
+    return "\n".join(lines)
+
+
+def ratios(
+    numerator: Summary, denominator: Summary, keys: Sequence[str] = ("p50", "p90")
+) -> dict[str, float | None]:
+    """numerator[key] / denominator[key] for each key; None where either is missing or the
+    denominator is 0."""
+    out: dict[str, float | None] = {}
+    for key in keys:
+        a, b = numerator.get(key), denominator.get(key)
+        out[key] = float(a) / float(b) if a is not None and b else None
+    return out
+
+
+def format_ratios(label: str, values: Mapping[str, float | None]) -> str:
+    """`label: p50 0.93x, p90 0.97x` (— where a ratio is missing)."""
+    parts = ", ".join(
+        f"{key} {'—' if value is None else f'{value:.2f}x'}" for key, value in values.items()
+    )
+    return f"{label}: {parts}"

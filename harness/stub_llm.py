@@ -70,6 +70,7 @@ class StubLLM:
         self.responder = responder
         self._host, self._port = host, port
         self.requests: list[dict[str, Any]] = []
+        self.received_at: list[float] = []  # time.monotonic() of each request, in order
         self._loop: asyncio.AbstractEventLoop | None = None
         self._runner: web.AppRunner | None = None
         self._thread: threading.Thread | None = None
@@ -111,6 +112,7 @@ class StubLLM:
         with self._lock:
             self._scripted.clear()
             self.requests.clear()
+            self.received_at.clear()
             self.responder = default_responder
 
     def push(self, *replies: Reply) -> None:
@@ -146,6 +148,7 @@ class StubLLM:
     def _next_reply(self, body: dict[str, Any]) -> Reply:
         with self._lock:
             self.requests.append(body)
+            self.received_at.append(time.monotonic())
             if self._scripted:
                 return self._scripted.pop(0)
         return self.responder(body)

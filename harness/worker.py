@@ -10,20 +10,19 @@ from pathlib import Path
 from .livekit_server import ROOT, LiveKitServer
 from .ports import free_port
 from .procs import ManagedProcess, http_ok, spawn, wait_until
-from .stack import TINY_MODELS_ENV
 
 
 def tiny_stack_env(inference_url: str, api_key: str, llm_url: str, **extra: str) -> dict[str, str]:
     """A worker's environment for the tiny inference server and a (stub) LLM, on free ports.
 
-    `TINY_MODELS_ENV` (harness/stack.py, shared with scripts/dev-stack.sh): turns end on
-    Silero VAD silence. `extra` adds or overrides variables (`AGENT_MAX_JOBS="4"`, …)."""
+    Nothing about turns is set: the worker runs the shipped defaults (end of turn from the
+    tiny STT's pause heads, which behave like Kyutai's), as the dev stack does. `extra` adds
+    or overrides variables (`AGENT_MAX_JOBS="4"`, …)."""
     return {
         "KYUTAI_STT_URL": inference_url,
         "KYUTAI_TTS_URL": inference_url,
         "KYUTAI_API_KEY": api_key,
         "KYUTAI_LLM_URL": llm_url,
-        **TINY_MODELS_ENV,
         "AGENT_STATUS_PORT": str(free_port()),
         "AGENT_PROMETHEUS_PORT": str(free_port()),
         **extra,

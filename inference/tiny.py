@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 # Bump when the generated files change, so stale caches are regenerated.
 # 9: the STT's pause heads follow sustained silence (attention window), its Mimi tells silence
 # from speech, `stt-noheads/` added (8 was an unfinished state of this change).
-TINY_VERSION = 9
+TINY_VERSION = 10
 SEED = 1234
 MODEL_SIG = "1e68beda"
 MODEL_EPOCH = 240
@@ -125,8 +125,8 @@ _SHARED_LM: dict[str, Any] = {
 # attention context is that window (0.64 s). See `_key_pause_heads`.
 PAUSE_WINDOW = 8
 # Per pause head (0.5, 1, 2, 3 s pauses): the run of silent frames at which it reads 0.5, and
-# the logit slope per silent frame. Head 2 (Unmute's) passes 0.6 on the 7th silent frame.
-PAUSE_HALF_FRAMES = (5.5, 6.0, 6.25, 7.0)
+# the logit slope per silent frame. Head 2 (Unmute's) passes 0.6 on the 6th silent frame (0.48 s).
+PAUSE_HALF_FRAMES = (4.5, 5.0, 5.25, 6.0)
 PAUSE_SLOPE = 1.75
 # Logit drop on a voiced frame: pause heads fall as soon as speech resumes.
 PAUSE_VOICED_DROP = 6.0

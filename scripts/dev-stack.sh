@@ -74,11 +74,6 @@ if [[ -f inference/__main__.py ]]; then
   start inference "$PY" -m inference serve --models "$KYUTAI_MODELS" --host 127.0.0.1 --port "$INFERENCE_PORT"
   wait_http inference "http://127.0.0.1:$INFERENCE_PORT/api/build_info" 300
   export KYUTAI_STT_URL="ws://127.0.0.1:$INFERENCE_PORT" KYUTAI_TTS_URL="ws://127.0.0.1:$INFERENCE_PORT"
-  # Tiny models' pause heads carry no meaning: turns end on Silero VAD silence instead. The
-  # variables are the ones the tests and benches use (harness/stack.py); yours win.
-  if [[ "$KYUTAI_MODELS" == tiny ]]; then
-    eval "$("$PY" -m harness.stack tiny-env)"
-  fi
 fi
 
 if [[ -z "${KYUTAI_LLM_URL:-}" ]]; then

@@ -125,7 +125,7 @@ async def test_stt_pause_probability_follows_silence(server: InferenceServer) ->
     prs = [m["prs"] for m in msgs if m["type"] == "Step"]
     speech = [p[2] for p in prs[:25]]
     silence = [p[2] for p in prs[-10:]]
-    # Like Kyutai's heads, the tiny model's rise over a sustained pause (0.56 s, see
+    # Like Kyutai's heads, the tiny model's rise over a sustained pause (0.48 s, see
     # tests/unit/inference/test_tiny_pause_curve.py): the last 10 steps of silence are a pause,
     # speech is not.
     assert min(speech) < 0.5 < min(silence), (speech, silence)

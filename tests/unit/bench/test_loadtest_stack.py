@@ -7,23 +7,16 @@ from pathlib import Path
 import pytest
 
 from bench.loadtest import SLOTS, parse_args, stack_changes
-from harness.stack import TINY_MODELS_ENV, shell_exports
 from harness.worker import tiny_stack_env
 
 ROOT = Path(__file__).resolve().parents[3]
 
 
-def test_the_dev_stack_and_the_harness_share_the_tiny_models_settings() -> None:
+def test_the_dev_stack_and_the_harness_run_the_shipped_turn_defaults() -> None:
     script = (ROOT / "scripts" / "dev-stack.sh").read_text()
-    assert "-m harness.stack tiny-env" in script
-    assert "KYUTAI_VAD_MIN_SILENCE_S=" not in script  # not written a second time
     env = tiny_stack_env("ws://inference", "key", "http://llm")
-    assert TINY_MODELS_ENV.items() <= env.items()
-
-
-def test_shell_exports_leave_what_is_set_alone() -> None:
-    out = shell_exports({"A": "x y", "B": "1"}, {"B": "2"})
-    assert out == "export A='x y'\n"
+    for name in ("KYUTAI_TURN_DETECTION", "KYUTAI_VAD_MIN_SILENCE_S"):
+        assert name not in script and name not in env
 
 
 def test_spawn_stack_changes_are_sized_for_the_largest_n() -> None:

@@ -8,12 +8,15 @@ import pytest
 
 from bench.stats import (
     Histogram,
+    format_ratios,
+    format_side_by_side,
     format_table,
     histogram_delta,
     histogram_quantile,
     merge_histograms,
     parse_histograms,
     percentile,
+    ratios,
     stage_summaries,
     summarize,
     summarize_histogram,
@@ -102,3 +105,22 @@ def test_table() -> None:
     lines = table.splitlines()
     assert lines[0].split()[:2] == ["metric", "count"]
     assert "0.600" in lines[2] and "—" in lines[3]
+
+
+def test_side_by_side_and_ratios() -> None:
+    a = summarize([0.5, 1.0], with_max=True)
+    b = summarize([], with_max=True)
+    text = format_side_by_side(
+        {"a long condition name": a, "b": b}, counts={"never stopped": {"b": 2}}
+    )
+    lines = text.splitlines()
+    assert "a long condition name" in lines[0]
+    assert lines[1].split() == ["count", "2", "0"]
+    assert lines[3].split() == ["p50", "0.750", "—"]
+    assert lines[-1].split() == ["never", "stopped", "0", "2"]
+    assert ratios(a, summarize([1.5])) == {
+        "p50": pytest.approx(0.5),
+        "p90": pytest.approx(0.95 / 1.5),
+    }
+    assert ratios(a, b) == {"p50": None, "p90": None}
+    assert format_ratios("a / b", {"p50": 0.5, "p90": None}) == "a / b: p50 0.50x, p90 —"

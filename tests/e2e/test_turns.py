@@ -1,0 +1,193 @@
+"""End of turn in a real room, with the shipped defaults: Kyutai's pause heads end the turn.
+
+The tiny STT's pause heads behave like the real ones (low while the user speaks and through a
+hesitation, above 0.6 after ~0.5 s of silence), so these tests run the path users get. The
+same scenarios run against a tiny STT without pause heads (like kyutai/stt-2.6b-en), where the
+worker learns from the server's /api/build_info to end turns on Silero VAD silence instead.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from harness.inference_server import InferenceServer, start_inference_server
+from harness.livekit_server import ROOT, LiveKitServer
+from harness.participant import SAMPLE_RATE, TestParticipant
+from harness.speech import speech_samples
+from harness.stub_llm import Reply, StubLLM
+from harness.worker import WorkerHandle, start_worker, tiny_stack_env
+
+pytestmark = pytest.mark.e2e
+
+MakeParticipant = Callable[..., Awaitable[TestParticipant]]
+
+
+@pytest.fixture(scope="module")
+def noheads_inference(artifacts_dir: Path) -> Iterator[InferenceServer]:
+    server = start_inference_server(
+        ROOT / ".cache" / "kyutai-tiny",
+        models="tiny-noheads",
+        batch_size=4,
+        tts_batch_size=8,
+        log_dir=artifacts_dir / "logs",
+    )
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module", params=["pause-heads", "no-heads"])
+def turn_worker(
+    request: pytest.FixtureRequest,
+    livekit_server: LiveKitServer,
+    artifacts_dir: Path,
+    inference_server: InferenceServer,
+    stub_llm_server: StubLLM,
+) -> Iterator[tuple[str, WorkerHandle]]:
+    """A worker with the shipped defaults (no turn-detection variable set)."""
+    server = (
+        inference_server
+        if request.param == "pause-heads"
+        else request.getfixturevalue("noheads_inference")
+    )
+    env = tiny_stack_env(server.url, server.api_key, stub_llm_server.base_url)
+    assert not {"KYUTAI_TURN_DETECTION", "KYUTAI_VAD_MIN_SILENCE_S"} & env.keys()
+    agent_name = f"turns-{request.param}"
+    handle = start_worker(
+        livekit_server,
+        artifacts_dir / "logs",
+        name=f"worker-turns-{request.param}",
+        agent_name=agent_name,
+        env=env,
+    )
+    try:
+        yield agent_name, handle
+    finally:
+        handle.stop()
+
+
+MIN_WORDS_PER_HALF = 2  # the tiny STT writes a (babble) word every few frames of speech
+
+
+def words(text: str) -> list[str]:
+    return text.split()
+
+
+def agent_said(user: TestParticipant) -> list[str]:
+    agents = {a.identity for a in user.agents()}
+    return [t.text for t in user.transcripts if t.identity in agents]
+
+
+def user_texts(request: dict[str, Any]) -> list[str]:
+    return [str(m["content"]) for m in request["messages"] if m["role"] == "user"]
+
+
+def speech(*parts: str | float) -> np.ndarray:
+    """Words and silences (seconds) in a row. espeak-ng pads its output with ~0.35 s of
+    silence; that is cut, so a silence here is exactly the pause the user makes."""
+    out = []
+    for part in parts:
+        if isinstance(part, str):
+            samples = speech_samples(part, lead_silence_s=0.0, trail_silence_s=0.0)
+            loud = np.flatnonzero(np.abs(samples) > 0.003)
+            out.append(samples[loud[0] : loud[-1] + 1])
+        else:
+            out.append(np.zeros(round(part * SAMPLE_RATE), dtype=np.float32))
+    return np.concatenate(out)
+
+
+async def greeted(
+    make_participant: MakeParticipant, room_name: str, agent_name: str
+) -> TestParticipant:
+    user = await make_participant(room_name, "speaker", dispatch_agent=agent_name)
+    await user.wait_for_greeting()
+    # the greeting's last frames may still be on their way to the listener
+    await user.wait_for(
+        lambda: user.agent_quiet_since(time.monotonic() - 0.5), timeout=10, what="quiet"
+    )
+    return user
+
+
+async def test_a_spoken_question_is_answered_promptly(
+    turn_worker: tuple[str, WorkerHandle],
+    stub_llm: StubLLM,
+    make_participant: MakeParticipant,
+    room_name: str,
+) -> None:
+    agent_name, _worker = turn_worker
+    stub_llm.push(Reply(text="Hello there."), Reply(text="Good question. It is sunny today."))
+    user = await greeted(make_participant, room_name, agent_name)
+    _onset, end = await user.say_samples(speech("What is the weather like today?", 0.3))
+    await user.wait_for(
+        lambda: user.agent_audio_after(end) is not None, timeout=10, what="the spoken answer"
+    )
+    latency = (user.agent_audio_after(end) or 0) - end
+    print(f"[{agent_name}] end of speech -> first agent audio: {latency:.3f}s")
+    assert latency < 1.5, f"answer started {latency:.2f}s after the user stopped"
+    assert len(stub_llm.requests) == 2 and user_texts(stub_llm.requests[1])[-1].strip()
+    await user.leave()
+
+
+async def test_a_hesitation_does_not_end_the_turn(
+    turn_worker: tuple[str, WorkerHandle],
+    stub_llm: StubLLM,
+    make_participant: MakeParticipant,
+    room_name: str,
+) -> None:
+    agent_name, _worker = turn_worker
+    stub_llm.push(Reply(text="Hello there."), Reply(text="Let me think about that."))
+    user = await greeted(make_participant, room_name, agent_name)
+    halves = ("I would like to know", "what the weather is like today")
+    onset, end = await user.say_samples(speech(halves[0], 0.35, halves[1], 0.3))
+    await user.wait_for(
+        lambda: user.agent_audio_after(end) is not None, timeout=10, what="the reply"
+    )
+    await user.wait_for(
+        lambda: user.agent_state() == "listening", timeout=20, what="the reply to end"
+    )
+    # One reply, asked for once the user had stopped, with the words of both halves.
+    assert len(stub_llm.requests) == 2, [user_texts(r) for r in stub_llm.requests]
+    assert stub_llm.received_at[1] > end, "the turn ended in the hesitation"
+    assert (user.agent_audio_after(onset) or 0) > end, "the agent spoke in the hesitation"
+    assert len(words(user_texts(stub_llm.requests[1])[-1])) >= MIN_WORDS_PER_HALF * 2
+    await user.leave()
+
+
+async def test_speech_after_an_early_end_of_turn_gets_one_reply(
+    turn_worker: tuple[str, WorkerHandle],
+    stub_llm: StubLLM,
+    make_participant: MakeParticipant,
+    room_name: str,
+) -> None:
+    """A pause long enough to end the turn, then the user goes on while the LLM is still
+    thinking (a first token after 2 s, as a loaded LLM server gives): the reply to the first
+    half is dropped unheard, and the whole utterance gets one reply when the user stops."""
+    agent_name, _worker = turn_worker
+    stub_llm.push(
+        Reply(text="Hello there."),
+        Reply(text="A reply to half a question.", first_token_delay_s=2.0),
+        Reply(text="The whole answer."),
+    )
+    user = await greeted(make_participant, room_name, agent_name)
+    onset, end = await user.say_samples(
+        speech("Tell me about", 0.8, "the moons of Jupiter please", 0.3)
+    )
+    await user.wait_for(
+        lambda: any("The whole answer." in t for t in agent_said(user)),
+        timeout=20,
+        what="the reply to the whole utterance",
+    )
+    said = agent_said(user)
+    assert not any("half a question" in t for t in said), said
+    assert (user.agent_audio_after(onset) or 0) > end, "a reply was heard before the user stopped"
+    assert len(stub_llm.requests) == 3, [user_texts(r) for r in stub_llm.requests]
+    first, whole = (" ".join(user_texts(r)[1:]) for r in stub_llm.requests[1:])
+    assert first and whole.startswith(first) and len(words(whole)) > len(words(first))
+    await user.leave()
