@@ -170,21 +170,21 @@ async def events_until(
             events.append(ev)
             if ev.type == stt.SpeechEventType.FINAL_TRANSCRIPT:
                 finals += 1
-                if finals >= n_finals:
-                    return
+            elif ev.type == stt.SpeechEventType.END_OF_SPEECH and finals >= n_finals:
+                return  # a turn's END_OF_SPEECH follows its FINAL_TRANSCRIPT
 
     await asyncio.wait_for(run(), timeout)
     return events
 
 
 def check_turn_mechanics(events: list[stt.SpeechEvent]) -> None:
-    """START, cumulative INTERIMs, END, then a FINAL carrying the whole turn with timings."""
+    """START, cumulative INTERIMs, a FINAL carrying the whole turn with timings, then END (the
+    end of speech follows the final transcript: LiveKit commits the turn on it)."""
     k = kinds(events)
     assert k[0] == "START_OF_SPEECH", k
     first_final = k.index("FINAL_TRANSCRIPT")
-    turn = k[: first_final + 1]
-    assert "INTERIM_TRANSCRIPT" in turn and "END_OF_SPEECH" in turn, turn
-    assert turn.index("END_OF_SPEECH") < first_final
+    turn = k[: first_final + 2]
+    assert "INTERIM_TRANSCRIPT" in turn and turn[-1] == "END_OF_SPEECH", turn
     assert turn.count("START_OF_SPEECH") == 1 and turn.count("END_OF_SPEECH") == 1
     speech = [e for e in events if e.type != stt.SpeechEventType.RECOGNITION_USAGE]
     interims = [

@@ -68,16 +68,17 @@ async def test_turn_event_sequence_with_trailing_words(server: FakeKyutai) -> No
     stream = model.stream(conn_options=FAST)
     for f in audio(4.0):
         stream.push_frame(f)
-    events = await collect(stream, stt.SpeechEventType.FINAL_TRANSCRIPT)
+    events = await collect(stream, stt.SpeechEventType.END_OF_SPEECH)
+    # The end of speech follows the final transcript: LiveKit commits the turn on it.
     assert types(events) == [
         "START_OF_SPEECH",
         "INTERIM_TRANSCRIPT",
         "INTERIM_TRANSCRIPT",
-        "END_OF_SPEECH",
         "INTERIM_TRANSCRIPT",
         "FINAL_TRANSCRIPT",
+        "END_OF_SPEECH",
     ]
-    final = events[-1].alternatives[0]
+    final = events[-2].alternatives[0]
     assert final.text == "hello there friend"
     assert final.words is not None and [str(w) for w in final.words] == ["hello", "there", "friend"]
     assert final.start_time == pytest.approx(0.72, abs=0.01)
@@ -104,8 +105,8 @@ async def test_usage_and_end_of_input(server: FakeKyutai) -> None:
     assert types(events) == [
         "START_OF_SPEECH",
         "INTERIM_TRANSCRIPT",
-        "END_OF_SPEECH",
         "FINAL_TRANSCRIPT",
+        "END_OF_SPEECH",
     ]
     usage = sum(
         e.recognition_usage.audio_duration
@@ -126,9 +127,9 @@ async def test_framework_flush_sentinel_finalises_the_turn(server: FakeKyutai) -
     stream.flush()
     for f in audio(1.0, seed=1):
         stream.push_frame(f)
-    events = await collect(stream, stt.SpeechEventType.FINAL_TRANSCRIPT)
-    assert types(events)[-2:] == ["END_OF_SPEECH", "FINAL_TRANSCRIPT"]
-    assert events[-1].alternatives[0].text == "stop"
+    events = await collect(stream, stt.SpeechEventType.END_OF_SPEECH)
+    assert types(events)[-2:] == ["FINAL_TRANSCRIPT", "END_OF_SPEECH"]
+    assert events[-2].alternatives[0].text == "stop"
     await stream.aclose()
     await model.aclose()
 
@@ -177,9 +178,10 @@ async def test_full_server_fails_over_to_the_next(server: FakeKyutai) -> None:
             stream.push_frame(f)
         stream.end_input()
         events = [ev async for ev in stream]
-        assert events[-2].alternatives[0].text == "over" or "over" in [
-            e.alternatives[0].text for e in events if e.alternatives
+        finals = [
+            e.alternatives[0].text for e in events if e.type == stt.SpeechEventType.FINAL_TRANSCRIPT
         ]
+        assert finals == ["over"]
         assert full.connections == 1 and server.connections == 1
         await model.aclose()
     finally:
@@ -210,15 +212,15 @@ async def test_reconnects_after_the_server_drops(server: FakeKyutai) -> None:
     stream = model.stream(conn_options=APIConnectOptions(max_retry=2, retry_interval=0.05))
     for f in audio(2.0):
         stream.push_frame(f)
-    first = await collect(stream, stt.SpeechEventType.FINAL_TRANSCRIPT)
+    first = await collect(stream, stt.SpeechEventType.END_OF_SPEECH)
     # the interrupted turn is closed with what was heard
     assert types(first) == [
         "START_OF_SPEECH",
         "INTERIM_TRANSCRIPT",
-        "END_OF_SPEECH",
         "FINAL_TRANSCRIPT",
+        "END_OF_SPEECH",
     ]
-    assert first[-1].alternatives[0].text == "before"
+    assert first[-2].alternatives[0].text == "before"
     server.drop_after_frames = None
     for f in audio(3.0, seed=2):
         stream.push_frame(f)

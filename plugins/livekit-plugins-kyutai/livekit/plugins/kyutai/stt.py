@@ -264,6 +264,9 @@ class _Connection:
         self._flushed = asyncio.Event()
         self._flush_timer: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        # The end of speech of a turn whose last words are still being flushed out: sent
+        # right after its final transcript (see _emit).
+        self._ended: SpeechEnded | None = None
 
     async def serve(self) -> None:
         send = asyncio.create_task(self._send_loop(), name="kyutai_stt_send")
@@ -449,13 +452,12 @@ class _Connection:
                     )
                 )
             elif isinstance(ev, SpeechEnded):
-                ch.send_nowait(
-                    stt.SpeechEvent(
-                        type=stt.SpeechEventType.END_OF_SPEECH,
-                        request_id=rid,
-                        speech_end_time=self._wall(ev.end_time),
-                    )
-                )
+                # Held until the turn's FINAL_TRANSCRIPT, and sent right after it. With
+                # turn_detection="stt", LiveKit commits the turn on END_OF_SPEECH once it has a
+                # final transcript and the user is not speaking; an END_OF_SPEECH sent before
+                # the flush brings the final out leaves the turn half-committed, and a user
+                # who resumes in that gap got a reply to the first half, then another.
+                self._ended = ev
             elif isinstance(ev, FlushNeeded):
                 if not self._closing:
                     task = asyncio.create_task(self._flush_guarded(), name="kyutai_stt_flush")
@@ -471,6 +473,15 @@ class _Connection:
                         speech_end_time=self._wall(ev.end_time),
                     )
                 )
+                if self._ended is not None:
+                    ch.send_nowait(
+                        stt.SpeechEvent(
+                            type=stt.SpeechEventType.END_OF_SPEECH,
+                            request_id=rid,
+                            speech_end_time=self._wall(self._ended.end_time),
+                        )
+                    )
+                    self._ended = None
                 self._s._report_usage()
 
     async def _flush_guarded(self) -> None:
