@@ -189,7 +189,7 @@ class AgentSettings(BaseSettings):
     turn_detection: Literal["stt", "vad"] = Field(
         "stt",
         description="end of turn from the Kyutai pause heads (`stt`) or from Silero VAD "
-        "silence (`vad`: for the `tiny` models, whose pause heads mean nothing)",
+        "silence (`vad`); an STT model without pause heads gets `vad` (its build_info says so)",
         validation_alias="KYUTAI_TURN_DETECTION",
     )
     vad_min_silence_s: float = Field(
