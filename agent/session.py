@@ -10,7 +10,7 @@ from livekit.agents.voice.agent_session import SessionConnectOptions
 from livekit.plugins import kyutai, silero
 
 from agent.conversation.agent import ConversationOptions, KyutaiAgent
-from agent.conversation.prompt import PromptData, build_system_prompt, greeting_instruction
+from agent.conversation.prompt import build_system_prompt, greeting_instruction
 from agent.conversation.tools import SessionState, tools_for
 from agent.interruptions import Interruptions
 from agent.interruptions.turn_mode import TurnMode
@@ -19,6 +19,7 @@ from agent.log import logger
 from agent.settings import AgentSettings
 from catalog.characters import CharacterSet
 from catalog.dispatch import RoomChoice, Selection, lenient
+from catalog.prompt_data import PromptData
 
 INPUT_FRAME_MS = 20
 

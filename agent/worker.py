@@ -7,7 +7,6 @@ from dataclasses import replace
 
 from livekit.agents import AgentServer, AutoSubscribe, JobContext, JobProcess
 
-from agent.conversation.prompt import PromptData, load_prompt_data
 from agent.events import SessionEvents
 from agent.interruptions import Interruptions
 from agent.interruptions.turn_mode import SttModel, TurnMode, choose_turn_mode, fetch_stt_model
@@ -18,7 +17,9 @@ from agent.ops.capacity import make_load_fnc
 from agent.ops.recordings import Recording
 from agent.session import build_agent, build_session, load_vad, parse_room_metadata, room_options
 from agent.settings import AgentSettings
-from catalog.characters import CharacterSet, load_characters
+from catalog.characters import CharacterSet
+from catalog.load import load_catalog
+from catalog.prompt_data import PromptData
 
 _background: set[asyncio.Task[object]] = set()  # held so the loop does not drop them
 
@@ -54,13 +55,14 @@ def build_server(settings: AgentSettings) -> AgentServer:
 
 
 def prewarm(proc: JobProcess) -> None:
-    """Load once per job process, before any room is assigned: settings, characters, VAD."""
+    """Load once per job process, before any room is assigned: settings, catalogue, VAD."""
     settings = AgentSettings()
     proc.userdata["settings"] = settings
-    proc.userdata["characters"] = load_characters(settings.characters_file)
-    proc.userdata["prompt_data"] = load_prompt_data()
-    # A missing tutor plan or too small a question bank fails here, not mid-conversation.
-    proc.userdata["prompt_data"].check(proc.userdata["characters"])
+    # The check `python -m tokens check` runs: characters file and prompt data, one against the
+    # other, so a missing tutor plan or too small a question bank fails here, not mid-conversation.
+    catalog = load_catalog(settings.characters_file)
+    proc.userdata["characters"] = catalog.characters
+    proc.userdata["prompt_data"] = catalog.prompt_data
     proc.userdata["vad"] = load_vad(settings)
     # Quick: a server still starting is asked again when the first room comes.
     model = fetch_stt_model(settings.stt_urls, timeout_s=1.0)

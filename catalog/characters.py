@@ -1,8 +1,9 @@
 """``characters.yaml``: the one schema, read by the agent (to play a character) and by the token
 service (to offer characters and check token requests).
 
-Both services load the file with ``load_characters``, so ``python -m tokens check`` and the
-worker's start-up accept and refuse the same files. Pure apart from ``load_characters``.
+Both services load the file through ``catalog.load.load_catalog`` (``load_characters`` plus the
+prompt data check of ``catalog/prompt_data.py``), so ``python -m tokens check`` and the worker's
+start-up accept and refuse the same files. Pure apart from ``load_characters``.
 
 File shape::
 
@@ -45,7 +46,7 @@ from pydantic import (
     model_validator,
 )
 
-from catalog.validation import Location, validation_problems
+from catalog.validation import CatalogError, Location, validation_problems
 
 Language = Literal["en", "fr"]
 # Character ids; the token service's room names and identities use the same charset.
@@ -65,7 +66,7 @@ DEFAULT_CHARACTERS_FILE = Path(__file__).resolve().parent.parent / "characters.y
 LocalText = str | dict[Language, str]
 
 
-class CharactersError(ValueError):
+class CharactersError(CatalogError):
     """The characters file is missing or malformed; the message lists every problem."""
 
 

@@ -1,7 +1,7 @@
 """One way to say what a pydantic ``ValidationError`` found: one ``place: message`` line per error.
 
-Used for the characters file, the agent's prompt data files and both services' settings, so a
-configuration problem reads the same wherever it is reported.
+Used for the characters file, the prompt data files (``catalog/data``) and both services'
+settings, so a configuration problem reads the same wherever it is reported.
 """
 
 from __future__ import annotations
@@ -11,6 +11,10 @@ from collections.abc import Callable
 from pydantic import ValidationError
 
 Location = tuple[int | str, ...]
+
+
+class CatalogError(ValueError):
+    """The characters file or the prompt data is unusable; the message lists every problem."""
 
 
 def dotted(loc: Location) -> str:

@@ -11,8 +11,9 @@ import sys
 
 from pydantic import ValidationError
 
-from catalog.characters import CharactersError, CharacterSet, load_characters
-from catalog.validation import dotted, validation_problems
+from catalog.characters import CharacterSet
+from catalog.load import load_catalog
+from catalog.validation import CatalogError, dotted, validation_problems
 from tokens.settings import Settings, check_settings
 
 EXIT_CONFIG = 2
@@ -26,12 +27,13 @@ def _load() -> tuple[Settings, CharacterSet] | list[str]:
         return validation_problems(exc, lambda loc: dotted(loc).upper())
     problems = check_settings(settings)
     try:
-        # The loader the agent's start-up uses: both refuse the same characters files.
-        catalog = load_characters(settings.kyutai_characters_file)
-    except CharactersError as exc:
+        # The worker's start-up check (characters file and prompt data, one against the other):
+        # both refuse the same characters files.
+        catalog = load_catalog(settings.kyutai_characters_file)
+    except CatalogError as exc:
         problems.append(str(exc))
         return problems
-    return problems or (settings, catalog)
+    return problems or (settings, catalog.characters)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -41,7 +43,10 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8080)
     serve.add_argument("--log-level", default="info")
-    sub.add_parser("check", help="validate the configuration and the characters file, then exit")
+    sub.add_parser(
+        "check",
+        help="validate the configuration, the characters file and the prompt data, then exit",
+    )
     args = parser.parse_args(argv)
 
     loaded = _load()

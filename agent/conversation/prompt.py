@@ -1,9 +1,11 @@
 """The system prompt and the greeting for a room: fixed sections about speaking, plus the
 character's own part, built from one table entry per instruction type.
 
-Pure: ``build_system_prompt`` takes the clock and the random generator as arguments, and
-``load_prompt_data`` reads the data files (``agent/conversation/data``) once at start-up. The
-wording lives in ``texts.py``; this module picks it and fills it in.
+Pure: ``build_system_prompt`` takes the clock and the random generator as arguments. The prompt
+data (question bank, tutor plans, conversation starters) is catalogue content: read and checked
+against the characters once at start-up by ``catalog.load.load_catalog`` (schema, loader and what
+each instruction type needs from it: ``catalog/prompt_data.py``). The wording lives in
+``texts.py``; this module picks it and fills it in.
 
 Contract with the conversation code:
 
@@ -13,8 +15,9 @@ Contract with the conversation code:
   calls the ``end_call`` tool (when the character has it), so both tool-based and text-based
   goodbye detection work.
 
-Adding an instruction type: one class in ``catalog/characters.py``, its wording in ``texts.py``
-and one entry in ``BY_TYPE`` below (a unit test checks every type has one).
+Adding an instruction type: one class in ``catalog/characters.py``, what it needs from the
+prompt data in ``catalog/prompt_data.py`` (``NEEDS``), its wording in ``texts.py`` and one entry
+in ``BY_TYPE`` below (unit tests check every type has an entry in both tables).
 """
 
 from __future__ import annotations
@@ -23,11 +26,6 @@ import random
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
-from typing import Any, TypeVar
-
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agent.conversation.silence import GOODBYE, SILENCE_MESSAGE
 from agent.conversation.texts import (
@@ -40,158 +38,9 @@ from agent.conversation.texts import (
     number_words,
     texts_for,
 )
-from catalog.characters import (
-    Character,
-    CharacterSet,
-    ConstantInstructions,
-    InstructionType,
-    Language,
-    QuizShowInstructions,
-)
+from catalog.characters import ConstantInstructions, InstructionType, QuizShowInstructions
 from catalog.dispatch import RoomChoice
-from catalog.validation import validation_problems
-
-DATA_DIR = Path(__file__).resolve().parent / "data"
-QUIZ_FILE = "quiz_questions.yaml"
-TUTOR_FILE = "tutor_plans.yaml"
-STARTERS_FILE = "conversation_starters.yaml"
-
-
-_M = TypeVar("_M", bound=BaseModel)
-
-
-class PromptDataError(ValueError):
-    """A prompt data file is missing or malformed, or does not cover the characters."""
-
-
-# --- data files ---------------------------------------------------------------------------------
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class QuizQuestion(_Strict):
-    q: str = Field(min_length=1)
-    a: str = Field(min_length=1)
-
-    @property
-    def question(self) -> str:
-        return self.q
-
-    @property
-    def answer(self) -> str:
-        return self.a
-
-
-class LevelPlan(_Strict):
-    goals: str = Field(min_length=1)
-    exercises: tuple[str, ...] = Field(min_length=1)
-    adapt: str = Field(min_length=1)
-
-
-class SubjectPlans(_Strict):
-    name: dict[Language, str] = Field(default_factory=dict)
-    levels: dict[str, LevelPlan] = Field(min_length=1)
-
-    def name_for(self, language: str, fallback: str) -> str:
-        return self.name.get(language) or self.name.get("en") or fallback  # type: ignore[call-overload]
-
-
-class _TutorFile(_Strict):
-    subjects: dict[str, SubjectPlans] = Field(min_length=1)
-
-
-class _QuizFile(_Strict):
-    en: tuple[QuizQuestion, ...] = ()
-    fr: tuple[QuizQuestion, ...] = ()
-
-
-class _StartersFile(_Strict):
-    en: tuple[str, ...] = ()
-    fr: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class TutorPlan:
-    subject: str
-    level: str
-    plan: LevelPlan
-
-
-@dataclass(frozen=True)
-class PromptData:
-    """The question bank, conversation starters and tutor plans, loaded once."""
-
-    quiz: Mapping[str, tuple[QuizQuestion, ...]]
-    starters: Mapping[str, tuple[str, ...]]
-    tutor_subjects: Mapping[str, SubjectPlans]
-
-    def tutor_plan(self, subject: str, level: str | None) -> TutorPlan | None:
-        """The plan for ``subject`` at ``level`` (``None``: the subject's first level)."""
-        plans = self.tutor_subjects.get(subject)
-        if plans is None:
-            return None
-        if level is None:
-            level = next(iter(plans.levels))
-        plan = plans.levels.get(level)
-        return None if plan is None else TutorPlan(subject=subject, level=level, plan=plan)
-
-    def subject_name(self, subject: str, language: str) -> str:
-        plans = self.tutor_subjects.get(subject)
-        return subject if plans is None else plans.name_for(language, subject)
-
-    def problems(self, characters: CharacterSet) -> list[str]:
-        """What the characters need that the data lacks (empty when everything is covered)."""
-        return [
-            problem
-            for character in characters.characters
-            for problem in BY_TYPE[character.instructions.type].needs(character, self)
-        ]
-
-    def check(self, characters: CharacterSet) -> None:
-        """Raise ``PromptDataError`` listing every gap; call once at start-up."""
-        problems = self.problems(characters)
-        if problems:
-            raise PromptDataError(
-                "prompt data does not cover the characters:\n"
-                + "\n".join(f"  - {p}" for p in problems)
-            )
-
-
-def _read_yaml(path: Path) -> Any:
-    try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise PromptDataError(f"cannot read {str(path)!r} ({exc.strerror})") from None
-    except yaml.YAMLError as exc:
-        raise PromptDataError(f"{str(path)!r} is not valid YAML: {exc}") from None
-
-
-def _validate(model: type[_M], data: Any, path: Path) -> _M:
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        details = "\n".join(f"  - {p}" for p in validation_problems(exc))
-        raise PromptDataError(f"{str(path)!r} is invalid:\n{details}") from None
-
-
-def load_prompt_data(data_dir: Path = DATA_DIR) -> PromptData:
-    """Read the question bank, conversation starters and tutor plans from ``data_dir``."""
-    quiz_path, starters_path, tutor_path = (
-        data_dir / QUIZ_FILE,
-        data_dir / STARTERS_FILE,
-        data_dir / TUTOR_FILE,
-    )
-    quiz = _validate(_QuizFile, _read_yaml(quiz_path), quiz_path)
-    starters = _validate(_StartersFile, _read_yaml(starters_path), starters_path)
-    tutor = _validate(_TutorFile, _read_yaml(tutor_path), tutor_path)
-    return PromptData(
-        quiz={"en": quiz.en, "fr": quiz.fr},
-        starters={"en": starters.en, "fr": starters.fr},
-        tutor_subjects=dict(tutor.subjects),
-    )
-
+from catalog.prompt_data import PromptData, QuizQuestion
 
 # --- dynamic parts ------------------------------------------------------------------------------
 
@@ -246,16 +95,11 @@ class TypeEntry:
 
     ``part``: the paragraphs of the character part after the persona. ``greeting``: the
     follow-up after the greeting's opening (a template with ``{count}``, ``{subject}``,
-    ``{level}``). ``needs``: what the type needs from the prompt data that is missing.
+    ``{level}``). What the type needs from the prompt data is ``catalog.prompt_data.NEEDS``.
     """
 
     part: Callable[[PartContext], list[str]]
     greeting: Callable[[Texts], str]
-    needs: Callable[[Character, PromptData], list[str]]
-
-
-def _needs_nothing(character: Character, data: PromptData) -> list[str]:
-    return []
 
 
 def _smalltalk_part(ctx: PartContext) -> list[str]:
@@ -274,14 +118,6 @@ def _smalltalk_part(ctx: PartContext) -> list[str]:
     return parts
 
 
-def _smalltalk_needs(character: Character, data: PromptData) -> list[str]:
-    return [
-        f"{character.id}: no conversation starters in {language!r} in {STARTERS_FILE}"
-        for language in character.languages
-        if not data.starters.get(language)
-    ]
-
-
 def _quiz_part(ctx: PartContext) -> list[str]:
     instructions = ctx.choice.character.instructions
     assert isinstance(instructions, QuizShowInstructions)
@@ -298,20 +134,6 @@ def _quiz_part(ctx: PartContext) -> list[str]:
             questions=listed,
         )
     ]
-
-
-def _quiz_needs(character: Character, data: PromptData) -> list[str]:
-    instructions = character.instructions
-    assert isinstance(instructions, QuizShowInstructions)
-    problems = []
-    for language in character.languages:
-        have = len(data.quiz.get(language, ()))
-        if have < instructions.questions:
-            problems.append(
-                f"{character.id}: {instructions.questions} quiz questions needed in "
-                f"{language!r}, {QUIZ_FILE} has {have}"
-            )
-    return problems
 
 
 def _constant_part(ctx: PartContext) -> list[str]:
@@ -348,31 +170,14 @@ def _tutor_part(ctx: PartContext) -> list[str]:
     return parts
 
 
-def _tutor_needs(character: Character, data: PromptData) -> list[str]:
-    problems = []
-    for subject in character.subjects:
-        for level in character.levels or (None,):
-            if data.tutor_plan(subject, level) is None:
-                problems.append(
-                    f"{character.id}: no tutor plan for subject {subject!r}"
-                    + (f" at level {level!r}" if level else "")
-                    + f" in {TUTOR_FILE}"
-                )
-    return problems
-
-
 BY_TYPE: Mapping[InstructionType, TypeEntry] = {
-    "smalltalk": TypeEntry(_smalltalk_part, lambda t: t.greet_smalltalk, _smalltalk_needs),
-    "quiz_show": TypeEntry(_quiz_part, lambda t: t.greet_quiz_show, _quiz_needs),
-    "life_advice": TypeEntry(
-        lambda ctx: [ctx.t.life_advice], lambda t: t.greet_life_advice, _needs_nothing
-    ),
-    "news": TypeEntry(lambda ctx: [ctx.t.news], lambda t: t.greet_news, _needs_nothing),
-    "explanation": TypeEntry(
-        lambda ctx: [ctx.t.explanation], lambda t: t.greet_explanation, _needs_nothing
-    ),
-    "constant": TypeEntry(_constant_part, lambda t: t.greet_constant, _needs_nothing),
-    "tutor": TypeEntry(_tutor_part, lambda t: t.greet_tutor, _tutor_needs),
+    "smalltalk": TypeEntry(_smalltalk_part, lambda t: t.greet_smalltalk),
+    "quiz_show": TypeEntry(_quiz_part, lambda t: t.greet_quiz_show),
+    "life_advice": TypeEntry(lambda ctx: [ctx.t.life_advice], lambda t: t.greet_life_advice),
+    "news": TypeEntry(lambda ctx: [ctx.t.news], lambda t: t.greet_news),
+    "explanation": TypeEntry(lambda ctx: [ctx.t.explanation], lambda t: t.greet_explanation),
+    "constant": TypeEntry(_constant_part, lambda t: t.greet_constant),
+    "tutor": TypeEntry(_tutor_part, lambda t: t.greet_tutor),
 }
 
 

@@ -1,11 +1,13 @@
 """`python -m tokens check` and the worker's start-up accept and refuse the same characters files.
 
-Both go through ``catalog.characters.load_characters``. The token service's verdict is its CLI's
-exit status; the agent's is its real ``prewarm`` (characters + prompt data check; only the VAD
-model load is stubbed). The good files here stay within the agent's prompt data (tutor subjects
-and levels with a plan): that coverage check is the agent's own, as the data ships with it.
+Both go through ``catalog.load.load_catalog``: the characters file and the prompt data
+(``catalog/data``), checked one against the other. The token service's verdict is its CLI's exit
+status; the agent's is its real ``prewarm`` (only the VAD model load is stubbed). Files the
+prompt data does not cover (a tutor subject or level without a plan, a quiz show asking for more
+questions than the bank holds, small talk without starters) are refused by both.
 """
 
+import shutil
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -14,8 +16,9 @@ import pytest
 import yaml
 
 from agent import worker
-from agent.conversation.prompt import PromptDataError
-from catalog.characters import CharactersError
+from catalog import prompt_data
+from catalog.characters import parse_characters
+from catalog.validation import CatalogError
 from tests.samples import sample_catalog_data
 from tokens.__main__ import main as tokens_main
 
@@ -71,6 +74,14 @@ GOOD: dict[str, Any] = {
         TUTOR,
     ),
     "unknown character key": _file(_character(colour="blue")),
+    # The prompt data covers these: a plan for each subject's first level, 20 French questions.
+    "tutor without levels": _file({**TUTOR, "levels": []}, default="t"),
+    "tutor at one level": _file(
+        {**TUTOR, "subjects": ["physics"], "levels": ["advanced"]}, default="t"
+    ),
+    "french quiz of 20": _file(
+        _character(language="fr", instructions={"type": "quiz_show", "questions": 20})
+    ),
 }
 
 BAD: dict[str, Any] = {
@@ -99,7 +110,27 @@ BAD: dict[str, Any] = {
     "duplicate ids": _file(_character(), _character()),
     "no characters": _file(),
     "not a mapping": ["a", "b"],
+    # Valid characters the prompt data (catalog/data) does not cover.
+    "tutor subject without a plan": _file({**TUTOR, "subjects": ["maths", "alchemy"]}, default="t"),
+    "tutor subject without a plan, no levels": _file(
+        {**TUTOR, "subjects": ["alchemy"], "levels": []}, default="t"
+    ),
+    "tutor level without a plan": _file({**TUTOR, "levels": ["beginner", "guru"]}, default="t"),
 }
+
+
+# Refused for what the prompt data lacks, not by the schema: before the shared start-up check,
+# `python -m tokens check` accepted these and only the worker refused them.
+PROMPT_DATA_GAPS = (
+    "tutor subject without a plan",
+    "tutor subject without a plan, no levels",
+    "tutor level without a plan",
+)
+
+
+def test_the_prompt_data_gaps_pass_the_schema() -> None:
+    for name in PROMPT_DATA_GAPS:
+        parse_characters(BAD[name])
 
 
 def _token_service_accepts(path: Path, monkeypatch: pytest.MonkeyPatch) -> bool:
@@ -115,7 +146,7 @@ def _worker_starts(path: Path, monkeypatch: pytest.MonkeyPatch) -> bool:
     monkeypatch.setattr(worker, "load_vad", lambda settings: None)
     try:
         worker.prewarm(SimpleNamespace(userdata={}))  # type: ignore[arg-type]
-    except (CharactersError, PromptDataError):
+    except CatalogError:
         return False
     return True
 
@@ -156,3 +187,59 @@ def test_unreadable_files_are_refused_by_both(
     broken.write_text("default: [unclosed", encoding="utf-8")
     for path in (tmp_path / "missing.yaml", broken):
         assert _verdicts(path, monkeypatch) == (False, False)
+
+
+def _small_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The shipped prompt data with a 3-question French bank and no French starters."""
+    data_dir = tmp_path / "data"
+    shutil.copytree(prompt_data.DATA_DIR, data_dir)
+    quiz = yaml.safe_load((data_dir / prompt_data.QUIZ_FILE).read_text(encoding="utf-8"))
+    quiz["fr"] = quiz["fr"][:3]
+    (data_dir / prompt_data.QUIZ_FILE).write_text(yaml.safe_dump(quiz), encoding="utf-8")
+    starters = yaml.safe_load((data_dir / prompt_data.STARTERS_FILE).read_text(encoding="utf-8"))
+    del starters["fr"]
+    (data_dir / prompt_data.STARTERS_FILE).write_text(yaml.safe_dump(starters), encoding="utf-8")
+    monkeypatch.setattr(prompt_data, "DATA_DIR", data_dir)  # both sides read the default
+
+
+SMALL_DATA: dict[str, tuple[dict[str, Any], bool]] = {
+    "french quiz within the bank": (
+        _file(_character(language="fr", instructions={"type": "quiz_show", "questions": 3})),
+        True,
+    ),
+    "french quiz larger than the bank": (
+        _file(_character(language="fr", instructions={"type": "quiz_show", "questions": 4})),
+        False,
+    ),
+    "english quiz also speaking french": (
+        _file(
+            _character(languages=["en", "fr"], instructions={"type": "quiz_show", "questions": 5})
+        ),
+        False,
+    ),
+    "english small talk": (_file(_character()), True),
+    "small talk in french without starters": (_file(_character(language="fr")), False),
+}
+
+
+@pytest.mark.parametrize("name", list(SMALL_DATA))
+def test_same_verdict_with_smaller_prompt_data(
+    name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _small_data(tmp_path, monkeypatch)
+    data, accepted = SMALL_DATA[name]
+    path = tmp_path / "characters.yaml"
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    assert _verdicts(path, monkeypatch) == (accepted, accepted)
+
+
+def test_the_token_service_names_what_the_prompt_data_lacks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "characters.yaml"
+    path.write_text(yaml.safe_dump(BAD["tutor level without a plan"]), encoding="utf-8")
+    assert not _token_service_accepts(path, monkeypatch)
+    err = capsys.readouterr().err
+    assert "prompt data does not cover the characters" in err
+    assert "t: no tutor plan for subject 'maths' at level 'guru' in tutor_plans.yaml" in err
+    assert "Traceback" not in err

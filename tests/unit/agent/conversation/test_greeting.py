@@ -1,8 +1,9 @@
 import pytest
 
-from agent.conversation.prompt import greeting_instruction, load_prompt_data
+from agent.conversation.prompt import greeting_instruction
 from catalog.characters import load_characters
 from catalog.dispatch import RoomChoice
+from catalog.prompt_data import load_prompt_data
 
 CHARACTERS = load_characters()
 DATA = load_prompt_data()

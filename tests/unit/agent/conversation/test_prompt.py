@@ -1,33 +1,22 @@
 import random
 import re
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
-import yaml
 
 from agent.conversation.prompt import (
     BY_TYPE,
-    DATA_DIR,
-    PromptData,
-    PromptDataError,
     build_system_prompt,
     draw_quiz_questions,
-    load_prompt_data,
     pick_conversation_starter,
     time_of_day,
 )
 from agent.conversation.silence import GOODBYE, SILENCE_MESSAGE
 from agent.conversation.texts import number_words
 from agent.settings import AgentSettings
-from catalog.characters import (
-    INSTRUCTION_TYPES,
-    QuizShowInstructions,
-    load_characters,
-    parse_characters,
-)
+from catalog.characters import INSTRUCTION_TYPES, QuizShowInstructions, load_characters
 from catalog.dispatch import RoomChoice
+from catalog.prompt_data import load_prompt_data
 
 CHARACTERS = load_characters()
 DATA = load_prompt_data()
@@ -65,18 +54,9 @@ def _prompt(choice: RoomChoice, seed: int = 0, **kwargs: object) -> str:
 ALL_CHOICES = [_choice(c.id, language) for c in CHARACTERS.characters for language in c.languages]
 
 
-def test_data_is_found_next_to_the_module() -> None:
-    assert DATA_DIR == Path(__file__).resolve().parents[4] / "agent" / "conversation" / "data"
-
-
 def test_every_instruction_type_has_an_entry() -> None:
     assert set(BY_TYPE) == set(INSTRUCTION_TYPES)
     assert {c.instructions.type for c in CHARACTERS.characters} <= set(BY_TYPE)
-
-
-def test_the_data_covers_every_character() -> None:
-    assert DATA.problems(CHARACTERS) == []
-    DATA.check(CHARACTERS)
 
 
 @pytest.mark.parametrize("choice", ALL_CHOICES, ids=lambda c: f"{c.character.id}-{c.language}")
@@ -204,15 +184,6 @@ def test_conversation_starters_are_seeded() -> None:
     assert pick_conversation_starter(DATA, "fr", random.Random(1)) in DATA.starters["fr"]
 
 
-def test_quiz_bank() -> None:
-    for language, minimum in (("en", 60), ("fr", 20)):
-        bank = DATA.quiz[language]
-        assert len(bank) >= minimum
-        questions = [q.question.lower() for q in bank]
-        assert len(set(questions)) == len(questions), "duplicate questions"
-        assert all(q.answer.strip() for q in bank)
-
-
 def test_quiz_draws_are_seeded_and_distinct() -> None:
     first = draw_quiz_questions(DATA, "en", 5, random.Random(42))
     again = draw_quiz_questions(DATA, "en", 5, random.Random(42))
@@ -250,51 +221,6 @@ def test_a_tutor_plan_exists_for_every_subject_and_level(subject: str, level: st
         assert DATA.subject_name(subject, language) in prompt
 
 
-def test_tutor_plan_lookup_edges() -> None:
-    assert DATA.tutor_plan("alchemy", "beginner") is None
-    assert DATA.tutor_plan("maths", "guru") is None
-    first = DATA.tutor_plan("maths", None)
-    assert first is not None and first.level == "beginner"
-    assert DATA.subject_name("alchemy", "fr") == "alchemy"
-
-
-def test_missing_plans_are_reported() -> None:
-    characters = parse_characters(
-        {
-            "default": "t",
-            "characters": [
-                {
-                    "id": "t",
-                    "name": "T",
-                    "language": "en",
-                    "voice": "v",
-                    "takes_subject": True,
-                    "subjects": ["maths", "alchemy"],
-                    "levels": ["beginner", "guru"],
-                    "instructions": {"type": "tutor"},
-                },
-                {
-                    "id": "q",
-                    "name": "Q",
-                    "language": "fr",
-                    "voice": "v",
-                    "instructions": {"type": "quiz_show", "questions": 20},
-                },
-            ],
-        }
-    )
-    problems = DATA.problems(characters)
-    assert not any(p.startswith("q:") for p in problems)
-    lacking = replace(DATA, quiz={"en": DATA.quiz["en"], "fr": DATA.quiz["fr"][:3]}, starters={})
-    problems = lacking.problems(characters)
-    assert "q: 20 quiz questions needed in 'fr', quiz_questions.yaml has 3" in problems
-    assert "t: no tutor plan for subject 'maths' at level 'guru' in tutor_plans.yaml" in problems
-    assert sum("alchemy" in p for p in problems) == 2
-    assert lacking.problems(load_characters())[0].startswith("watercooler: no conversation")
-    with pytest.raises(PromptDataError, match="alchemy"):
-        DATA.check(characters)
-
-
 def test_news_and_explanation() -> None:
     news = _prompt(_choice("dev-news"))
     assert "news anchor" in news and "no internet access" in news
@@ -308,24 +234,6 @@ def test_news_and_explanation() -> None:
 def test_the_prompt_defaults_to_the_clock_and_fresh_randomness() -> None:
     prompt = build_system_prompt(_choice("watercooler"), DATA, max_silent_turns=MAX_SILENT_TURNS)
     assert "Right now it is" in prompt
-
-
-def test_data_file_errors(tmp_path: Path) -> None:
-    with pytest.raises(PromptDataError, match="cannot read"):
-        load_prompt_data(tmp_path)
-    for name in ("quiz_questions.yaml", "conversation_starters.yaml", "tutor_plans.yaml"):
-        (tmp_path / name).write_text((DATA_DIR / name).read_text(encoding="utf-8"), "utf-8")
-    assert isinstance(load_prompt_data(tmp_path), PromptData)
-    (tmp_path / "quiz_questions.yaml").write_text(
-        yaml.safe_dump({"en": [{"q": "Why?"}], "de": []}), encoding="utf-8"
-    )
-    with pytest.raises(PromptDataError) as caught:
-        load_prompt_data(tmp_path)
-    assert "en.0.a" in str(caught.value) and "de" in str(caught.value)
-    (tmp_path / "tutor_plans.yaml").write_text("subjects: [", encoding="utf-8")
-    (tmp_path / "quiz_questions.yaml").write_text("en: []", encoding="utf-8")
-    with pytest.raises(PromptDataError, match="not valid YAML"):
-        load_prompt_data(tmp_path)
 
 
 def test_number_words() -> None:
