@@ -32,17 +32,6 @@ class InterruptionSettings:
 
 
 @dataclass(frozen=True)
-class ConversationSettings:
-    """What the agent says and for how long it waits for the user."""
-
-    characters_file: Path
-    context_tokens: int
-    silence_timeout_s: float
-    max_silent_turns: int
-    recordings_dir: Path | None
-
-
-@dataclass(frozen=True)
 class ModelSettings:
     """Where the models are: Kyutai STT/TTS servers and the OpenAI-compatible LLM."""
 
@@ -197,7 +186,7 @@ class AgentSettings(BaseSettings):
         gt=0,
         le=5,
         description="silence that ends speech for Silero VAD (ends the turn when "
-        "KYUTAI_TURN_DETECTION=vad)",
+        "KYUTAI_TURN_DETECTION=vad, or when the STT model has no pause heads)",
         validation_alias="KYUTAI_VAD_MIN_SILENCE_S",
     )
     min_endpointing_delay_s: float = Field(
@@ -317,16 +306,6 @@ class AgentSettings(BaseSettings):
             fast_barge_in=self.fast_barge_in,
             fast_barge_in_margin_db=self.fast_barge_in_margin_db,
             false_interruption_timeout_s=self.false_interruption_timeout_s,
-        )
-
-    @property
-    def conversation(self) -> ConversationSettings:
-        return ConversationSettings(
-            characters_file=self.characters_file,
-            context_tokens=self.context_tokens,
-            silence_timeout_s=self.silence_timeout_s,
-            max_silent_turns=self.max_silent_turns,
-            recordings_dir=self.recordings_dir,
         )
 
     @property

@@ -4,8 +4,9 @@
 
 Without --url a local inference server with the tiny models is started (numbers then measure the
 plugin and protocol overhead, not real models). Per turn:
-- STT: a spoken fixture is fed in real time; end of audible speech → END_OF_SPEECH and → the
-  FINAL_TRANSCRIPT (which waits for the flush marker).
+- STT: a spoken fixture is fed in real time; end of audible speech → the FINAL_TRANSCRIPT (the
+  pause heads ended the turn and the flush marker came back) and → END_OF_SPEECH, which the
+  plugin sends right after the final (LiveKit commits the turn on it).
 - TTS: first text pushed → first audio frame (TTFB), with the pre-connected socket.
 Prints count, mean, p50, p90, p99 and max (bench.stats.summarize) and writes the raw samples
 as JSON.
@@ -37,7 +38,8 @@ OPTS = APIConnectOptions(max_retry=0, timeout=10.0)
 
 
 async def stt_turn(model: kyutai.STT, pcm: np.ndarray) -> tuple[float, float] | None:
-    """(end of speech → END_OF_SPEECH, end of speech → FINAL) in seconds, or None."""
+    """(end of speech → END_OF_SPEECH, end of speech → FINAL) in seconds, or None; the end of
+    speech follows the final, so the two differ by the event hand-off only."""
     loud = np.flatnonzero(np.abs(pcm) > 300)
     last_loud = int(loud[-1]) if loud.size else 0
     step = SR // 50

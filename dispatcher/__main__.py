@@ -30,10 +30,10 @@ def main(argv: list[str] | None = None) -> None:
     try:
         settings = DispatcherSettings()
     except ValidationError as exc:
-        names = {f.validation_alias: name for name, f in DispatcherSettings.model_fields.items()}
+        # pydantic-settings reports each problem under the variable's name (LIVEKIT_API_KEY, …)
         for err in exc.errors():
-            var = next((str(a) for a, n in names.items() if n == err["loc"][0]), err["loc"][0])
-            print(f"dispatcher: {var}: {err['msg']}", file=sys.stderr)
+            what = "not set" if err["type"] == "missing" else err["msg"]
+            print(f"dispatcher: {err['loc'][0]}: {what}", file=sys.stderr)
         raise SystemExit(2) from None
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     web.run_app(

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -24,14 +23,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .ports import free_port
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_API_KEY = "public_token"
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
@@ -105,7 +100,7 @@ def start_inference_server(
     log_dir: Path | str | None = None,
 ) -> InferenceServer:
     """Start `python -m inference serve` on a free 127.0.0.1 port and wait until it answers."""
-    port = _free_port()
+    port = free_port()
     log_root = Path(log_dir) if log_dir is not None else Path(tempfile.mkdtemp(prefix="kyutai-"))
     log_root.mkdir(parents=True, exist_ok=True)
     log_path = log_root / f"inference-{port}.log"

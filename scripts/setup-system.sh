@@ -2,7 +2,7 @@
 # System packages the project needs (Debian/Ubuntu): installs what is missing, or says what to do.
 #   espeak-ng, sox   speech fixtures for tests      libportaudio2   imported by moshi/livekit-agents
 #   redis-server     multi-node LiveKit tests       chromium        real-browser widget tests
-#   curl             readiness checks                portaudio19-dev building LiveKit's CLI (lk)
+#   curl             readiness checks
 set -euo pipefail
 need=()
 command -v espeak-ng >/dev/null || need+=(espeak-ng)
@@ -11,7 +11,6 @@ command -v redis-server >/dev/null || need+=(redis-server)
 command -v chromium >/dev/null || need+=(chromium)
 command -v curl >/dev/null || need+=(curl)
 ldconfig -p 2>/dev/null | grep -q libportaudio.so.2 || need+=(libportaudio2)
-pkg-config --exists portaudio-2.0 2>/dev/null || need+=(portaudio19-dev pkg-config)
 [[ ${#need[@]} -eq 0 ]] && exit 0
 
 if ! command -v apt-get >/dev/null; then

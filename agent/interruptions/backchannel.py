@@ -25,6 +25,11 @@ class BackchannelFilter:
     def user_stopped(self, spoke_for_s: float) -> None:
         self._spoke_for = spoke_for_s
 
+    @property
+    def timed(self) -> bool:
+        """Whether the current utterance's length is known (the VAD saw it end)."""
+        return self._spoke_for is not None
+
     def is_backchannel(self, transcript: str) -> bool:
         if not self._overlapping:
             return False

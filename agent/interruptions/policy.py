@@ -82,7 +82,12 @@ class Interruptions:
             if isinstance(event, stt.SpeechEvent) and (
                 event.type == stt.SpeechEventType.FINAL_TRANSCRIPT
             ):
-                text = event.alternatives[0].text if event.alternatives else ""
+                alt = event.alternatives[0] if event.alternatives else None
+                text = alt.text if alt else ""
+                if alt is not None and not self.backchannels.timed and alt.end_time > 0:
+                    # The STT can end the turn before Silero ends the speech: its own word
+                    # times say how long the user spoke.
+                    self.backchannels.user_stopped(max(0.0, alt.end_time - alt.start_time))
                 backchannel = self.backchannels.is_backchannel(text)
                 self.backchannels.consumed()
                 if backchannel:

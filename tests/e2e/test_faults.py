@@ -6,7 +6,7 @@
   forgets the job), so `python -m dispatcher` (fed by livekit-server's webhooks) dispatches
   a new agent, which another worker takes.
 
-One livekit-server (with a webhook to the failover service), one tiny inference server on a
+One livekit-server (with a webhook to the dispatcher), one tiny inference server on a
 fixed port (so it can be restarted), two workers, shared by the module.
 """
 
@@ -142,7 +142,7 @@ def stack(artifacts_dir: Path, stub_llm_server: StubLLM) -> Iterator[Stack]:
         wait_until(
             lambda: http_ok(f"http://127.0.0.1:{failover_port}/"),
             timeout=30,
-            what="the failover service",
+            what="the dispatcher",
             process=failover,
         )
         for name in ("worker-faults-1", "worker-faults-2"):

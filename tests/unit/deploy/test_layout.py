@@ -54,3 +54,13 @@ def test_every_workspace_member_is_copied_into_the_image() -> None:
     dockerfile = (ROOT / "Dockerfile").read_text()
     for member in root["tool"]["uv"]["workspace"]["members"]:
         assert f"COPY {member}/pyproject.toml" in dockerfile, member
+
+
+def test_the_image_keeps_every_members_pyproject() -> None:
+    """A member whose files are kept out of the image (.dockerignore) keeps its pyproject.toml:
+    `uv sync --frozen` reads every member's."""
+    ignored = (ROOT / ".dockerignore").read_text().splitlines()
+    root = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    for member in root["tool"]["uv"]["workspace"]["members"]:
+        if f"{member}/*" in ignored or member in ignored:
+            assert f"!{member}/pyproject.toml" in ignored, member

@@ -95,6 +95,10 @@ def test_metrics_endpoint_from_service_urls() -> None:
     assert (
         http_endpoint("http://10.0.0.2:9000/metrics", "/metrics") == "http://10.0.0.2:9000/metrics"
     )
+    # an endpoint behind a proxy prefix, as AGENT_CAPACITY_METRICS_URL may give it
+    assert http_endpoint("https://proxy/kyutai/metrics", "/metrics") == (
+        "https://proxy/kyutai/metrics"
+    )
 
 
 def test_poller_sums_servers_per_engine_and_never_blocks() -> None:
