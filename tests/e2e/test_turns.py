@@ -43,7 +43,7 @@ def noheads_inference(artifacts_dir: Path) -> Iterator[InferenceServer]:
         server.stop()
 
 
-@pytest.fixture(scope="module", params=["pause-heads", "no-heads"])
+@pytest.fixture(scope="module", params=["pause-heads", "no-heads", "vad-setting"])
 def turn_worker(
     request: pytest.FixtureRequest,
     livekit_server: LiveKitServer,
@@ -51,14 +51,18 @@ def turn_worker(
     inference_server: InferenceServer,
     stub_llm_server: StubLLM,
 ) -> Iterator[tuple[str, WorkerHandle]]:
-    """A worker with the shipped defaults (no turn-detection variable set)."""
+    """A worker with the shipped defaults (no turn-detection variable set), against an STT with
+    pause heads and one without; and, as the one exception, a worker set to VAD turns
+    (KYUTAI_TURN_DETECTION=vad), the option that stays for those who want it."""
     server = (
-        inference_server
-        if request.param == "pause-heads"
-        else request.getfixturevalue("noheads_inference")
+        request.getfixturevalue("noheads_inference")
+        if request.param == "no-heads"
+        else inference_server
     )
     env = tiny_stack_env(server.url, server.api_key, stub_llm_server.base_url)
     assert not {"KYUTAI_TURN_DETECTION", "KYUTAI_VAD_MIN_SILENCE_S"} & env.keys()
+    if request.param == "vad-setting":
+        env["KYUTAI_TURN_DETECTION"] = "vad"
     agent_name = f"turns-{request.param}"
     handle = start_worker(
         livekit_server,
@@ -121,17 +125,42 @@ async def test_a_spoken_question_is_answered_promptly(
     make_participant: MakeParticipant,
     room_name: str,
 ) -> None:
-    agent_name, _worker = turn_worker
-    stub_llm.push(Reply(text="Hello there."), Reply(text="Good question. It is sunny today."))
-    user = await greeted(make_participant, room_name, agent_name)
-    _onset, end = await user.say_samples(speech("What is the weather like today?", 0.3))
-    await user.wait_for(
-        lambda: user.agent_audio_after(end) is not None, timeout=10, what="the spoken answer"
+    agent_name, worker = turn_worker
+    questions = (
+        "What is the weather like today?",
+        "And what about tomorrow morning?",
+        "Should I take an umbrella then?",
     )
-    latency = (user.agent_audio_after(end) or 0) - end
-    print(f"[{agent_name}] end of speech -> first agent audio: {latency:.3f}s")
-    assert latency < 1.5, f"answer started {latency:.2f}s after the user stopped"
-    assert len(stub_llm.requests) == 2 and user_texts(stub_llm.requests[1])[-1].strip()
+    stub_llm.push(Reply(text="Hello there."), *(Reply(text="Sure.") for _ in questions))
+    user = await greeted(make_participant, room_name, agent_name)
+    latencies = []
+    for question in questions:
+        _onset, end = await user.say_samples(speech(question, 0.3))
+        await user.wait_for(
+            lambda end=end: user.agent_audio_after(end) is not None,
+            timeout=10,
+            what="the spoken answer",
+        )
+        latencies.append((user.agent_audio_after(end) or 0) - end)
+        await user.wait_for(
+            lambda: user.agent_state() == "listening", timeout=20, what="the answer to end"
+        )
+        await user.wait_for(
+            lambda: user.agent_quiet_since(time.monotonic() - 0.5), timeout=10, what="quiet"
+        )
+    print(f"[{agent_name}] end of speech -> first agent audio: {latencies}")
+    # The median of three: one scheduling hiccup on a loaded 2-core machine is not a verdict.
+    latency = sorted(latencies)[1]
+    assert latency < 1.5, f"answers started {latencies} s after the user stopped"
+    assert len(stub_llm.requests) == 1 + len(questions)
+    assert all(user_texts(r)[-1].strip() for r in stub_llm.requests[1:])
+    # The worker said which turn mode it chose, and why.
+    said = {
+        "turns-pause-heads": "has pause heads: True (delay 0.50 s): end of turn from the pause",
+        "turns-no-heads": "without pause heads (delay 0.50 s): end of turn from Silero VAD",
+        "turns-vad-setting": "has pause heads: True (delay 0.50 s): end of turn from Silero VAD",
+    }[agent_name]
+    assert said in worker.process.log_tail(400_000)
     await user.leave()
 
 
