@@ -23,7 +23,8 @@ log = logging.getLogger(__name__)
 # 9: the STT's pause heads follow sustained silence (attention window), its Mimi tells silence
 # from speech, `stt-noheads/` added (8 was an unfinished state of this change).
 # 10: the pause heads cross 0.6 after 6 silent frames (0.48 s), was 7.
-TINY_VERSION = 10
+# 11: one voiced frame in the window holds the heads down (window of 6 frames).
+TINY_VERSION = 11
 SEED = 1234
 MODEL_SIG = "1e68beda"
 MODEL_EPOCH = 240
@@ -122,13 +123,16 @@ _SHARED_LM: dict[str, Any] = {
     "model_id": {"sig": MODEL_SIG, "epoch": MODEL_EPOCH},
 }
 
-# The tiny STT's pause heads read how much of the last PAUSE_WINDOW frames was silent: its
-# attention context is that window (0.64 s). See `_key_pause_heads`.
-PAUSE_WINDOW = 8
-# Per pause head (0.5, 1, 2, 3 s pauses): the run of silent frames at which it reads 0.5, and
-# the logit slope per silent frame. Head 2 (Unmute's) passes 0.6 on the 6th silent frame (0.48 s).
-PAUSE_HALF_FRAMES = (4.5, 5.0, 5.25, 6.0)
-PAUSE_SLOPE = 1.75
+# The tiny STT's pause heads read whether the last PAUSE_WINDOW frames were all silent: its
+# attention context is that window (0.48 s). See `_key_pause_heads`.
+PAUSE_WINDOW = 6
+# A voiced frame counts as this many silent frames against the pause: one word in the window
+# holds the heads down (a lone voiced frame after a long silence must not leave them high).
+PAUSE_VOICED_WEIGHT = float(PAUSE_WINDOW)
+# Per pause head (0.5, 1, 2, 3 s pauses): the silence score at which it reads 0.5, and the
+# logit slope per silent frame. Head 2 (Unmute's) reads 0.93 once the window is all silent.
+PAUSE_HALF_FRAMES = (4.5, 5.0, 5.25, 5.75)
+PAUSE_SLOPE = 3.5
 # Logit drop on a voiced frame: pause heads fall as soon as speech resumes.
 PAUSE_VOICED_DROP = 6.0
 
@@ -426,28 +430,32 @@ def _key_stt_to_speech(lm: Any, mimi: Any, gen: torch.Generator) -> None:
         _key_pause_heads(lm, feature=dim - 1)
 
 
-def _key_pause_heads(lm: Any, feature: int, scale: float = 0.125) -> None:
+def _key_pause_heads(lm: Any, feature: int, scale: float = 0.02) -> None:
     """Pause heads that follow a sustained silence, computed by moshi's own forward pass.
 
     The residual stream entering the first layer is the one-hot `e_g` of the frame's code
     group (g = 0: silence). Its RMS norm is `sqrt(dim) * e_g`. In the first layer, attention
     head 0 has zero queries and keys, so it attends uniformly to every cached frame, and the
     STT's `context` (PAUSE_WINDOW frames) limits that to the last PAUSE_WINDOW frames; its
-    value reads `[g == 0]`. Its output, the silent fraction `f` of the window, is written
-    (times `scale`) into the free residual dimension `feature`. Everything else stays an
-    identity, so after `out_norm` each pause head (a linear layer + softmax in LMGen, class 0
-    read as "paused") sees `g` and `f`. Head i's "paused" logit is
+    value reads `[g == 0] - PAUSE_VOICED_WEIGHT * [g != 0]`. Its output, the window's mean
+    silence score `f`, is written (times `scale`, small so the norm barely moves) into the free
+    residual dimension `feature`. Everything else stays an identity, so after `out_norm` each
+    pause head (a linear layer + softmax in LMGen, class 0 read as "paused") sees `g` and `f`.
+    Head i's "paused" logit is
         PAUSE_SLOPE * (PAUSE_WINDOW * f - PAUSE_HALF_FRAMES[i]) - PAUSE_VOICED_DROP * [g != 0]
-    against 0 for class 1 and -30 for classes 2-5: after n silent frames that follow speech,
-    f = n / PAUSE_WINDOW, so head i reads sigmoid(PAUSE_SLOPE * (n - PAUSE_HALF_FRAMES[i])).
-    Short gaps between words stay low, a sustained pause rises, a voiced frame drops it.
+    against 0 for class 1 and -30 for classes 2-5. With s silent and v voiced frames in the
+    window, PAUSE_WINDOW * f = s - PAUSE_VOICED_WEIGHT * v: any voiced frame keeps it at or
+    below -1 (heads near 0), and once the window is all silence it is PAUSE_WINDOW, where head
+    2 reads sigmoid(3.5 * 0.75) = 0.93. Short gaps between words stay low, a pause rises as
+    soon as it has lasted the window, a voiced frame drops it at once.
     """
     dim = lm.text_linear.weight.shape[1]
     root = dim**0.5  # RMS norm of a one-hot vector
     attn = lm.transformer.layers[0].self_attn
     head_dim = dim // attn.num_heads
     in_proj = torch.zeros_like(attn.in_projs[0].weight)  # [3 * dim, dim]: q, k, v
-    in_proj[2 * dim + 0, 0] = 1.0 / root  # head 0, channel 0 of v: [g == 0]
+    in_proj[2 * dim + 0, 0] = 1.0 / root  # head 0, channel 0 of v: [g == 0] ...
+    in_proj[2 * dim + 0, 1:feature] = -PAUSE_VOICED_WEIGHT / root  # ... - weight * [g != 0]
     attn.in_projs[0].weight.copy_(in_proj)
     out_proj = torch.zeros_like(attn.out_projs[0].weight)  # [dim, num_heads * head_dim]
     out_proj[feature, 0 * head_dim + 0] = scale

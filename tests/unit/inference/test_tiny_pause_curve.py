@@ -198,3 +198,21 @@ async def test_hesitation_stays_below_end_of_turn(
     )
     assert longest >= 1  # the model did see the gap
     assert p2.max() < END_OF_TURN
+
+
+async def test_a_lone_sound_after_a_long_silence_keeps_the_heads_down(stt: SttEngine) -> None:
+    """The first word after a long silence, then a short gap (a soft consonant the model reads
+    as silence): one voiced frame must hold the heads down until a whole window of silence
+    has passed, or the turn that word opened would end at once."""
+    burst = _voiced(0.1, seed=7)
+    audio = _frames(
+        np.concatenate(
+            [np.zeros(round(2.0 * SR), np.float32), burst, np.zeros(round(0.25 * SR), np.float32)]
+        )
+    )
+    prs, silent = await _run(stt, audio)
+    voiced = [k for k in range(WARMUP_STEPS, len(silent)) if not silent[k]]
+    assert voiced, "the burst was read as silence"
+    after = prs[voiced[-1] :, 2]
+    # At most 3 silent frames follow the burst here: the heads stay low throughout.
+    assert after.max() < 0.1, after
