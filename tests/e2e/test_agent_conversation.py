@@ -266,7 +266,10 @@ async def test_a_click_pauses_the_agent_only_for_a_moment(
         lambda: user.agent_audio_after(stopped + 0.2) is not None, timeout=3, what="the agent"
     )
     resumed = user.agent_audio_after(stopped + 0.2) or 0.0
-    assert resumed - onset < 1.2, f"the agent resumed {resumed - onset:.2f}s after the click"
+    # The gate lets go at most 3 holds of 0.4 s after its pause (Silero may take the click for
+    # a short speech segment, which ends after KYUTAI_VAD_MIN_SILENCE_S, 0.55 s by default);
+    # then the audio takes its way to the listener.
+    assert resumed - onset < 2.0, f"the agent resumed {resumed - onset:.2f}s after the click"
     assert fast_pauses(agent_env, "released") == released + 1
     assert len(stub_llm.requests) == 2
     print(f"click: paused after {stopped - onset:.3f}s, resumed after {resumed - onset:.3f}s")
