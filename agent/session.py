@@ -3,6 +3,7 @@ VAD in one AgentSession, and the agent that speaks in it."""
 
 from __future__ import annotations
 
+import math
 import random
 
 from livekit.agents import AgentSession, APIConnectOptions, JobProcess, room_io, vad
@@ -22,6 +23,17 @@ from catalog.dispatch import RoomChoice, Selection, lenient
 from catalog.prompt_data import PromptData
 
 INPUT_FRAME_MS = 20
+# Between two connection attempts to an unreachable Kyutai server (LiveKit's default interval).
+RECONNECT_INTERVAL_S = 2.0
+
+
+def outage_options(outage_s: float) -> APIConnectOptions:
+    """Retries that ride out `outage_s` of an unreachable STT/TTS server (an inference server
+    restarting takes tens of seconds on CPU, minutes with real models on a GPU); LiveKit's
+    default of 3 retries gives up after about 4 s and closes the session."""
+    return APIConnectOptions(
+        max_retry=math.ceil(outage_s / RECONNECT_INTERVAL_S), retry_interval=RECONNECT_INTERVAL_S
+    )
 
 
 def parse_room_metadata(metadata: str | bytes | None, characters: CharacterSet) -> RoomChoice:
@@ -92,6 +104,8 @@ async def build_session(
         aec_warmup_duration=None,
         use_tts_aligned_transcript=True,
         conn_options=SessionConnectOptions(
+            stt_conn_options=outage_options(models.model_outage_s),
+            tts_conn_options=outage_options(models.model_outage_s),
             llm_conn_options=APIConnectOptions(
                 max_retry=1, retry_interval=0.5, timeout=models.llm_timeout_s
             ),

@@ -42,6 +42,7 @@ class ModelSettings:
     llm_model: str | None
     llm_api_key: str | None
     llm_timeout_s: float
+    model_outage_s: float
     llm_first_temperature: float
     llm_temperature: float
 
@@ -240,6 +241,13 @@ class AgentSettings(BaseSettings):
         description="seconds without LLM output before the agent apologises",
         validation_alias="KYUTAI_LLM_TIMEOUT_S",
     )
+    model_outage_s: float = Field(
+        60.0,
+        ge=0,
+        description="seconds a conversation waits for an unreachable Kyutai STT/TTS server "
+        "(a restart) before it gives up and the agent leaves",
+        validation_alias="KYUTAI_MODEL_OUTAGE_S",
+    )
     llm_first_temperature: float = Field(
         0.7,
         ge=0,
@@ -318,6 +326,7 @@ class AgentSettings(BaseSettings):
             llm_model=self.llm_model,
             llm_api_key=self.llm_api_key.get_secret_value() if self.llm_api_key else None,
             llm_timeout_s=self.llm_timeout_s,
+            model_outage_s=self.model_outage_s,
             llm_first_temperature=self.llm_first_temperature,
             llm_temperature=self.llm_temperature,
         )

@@ -265,11 +265,21 @@ async def test_llm_failure_apologises_and_the_session_continues(
     await spoken_turn(user, "Let me ask again, what is the capital?", expect=ANSWER)
 
 
-async def test_inference_restart_mid_conversation(stack: Stack, join: MakeUser) -> None:
+async def test_inference_restart_mid_conversation(
+    stack: Stack, join: MakeUser, room_name: str
+) -> None:
     user = await join("restart-victim")
     await wait_listening(user)
     await spoken_turn(user, "Hello, how are you today?")
+    host = worker_with_room(stack, room_name)
     stack.inference.stop()
+    # An outage longer than LiveKit's default STT budget (3 retries, ~4 s, after which the
+    # session closes): KYUTAI_MODEL_OUTAGE_S keeps the conversation retrying.
+    await user.wait_for(
+        lambda: '"attempt": 5' in host.process.log_tail(2_000_000),
+        timeout=60,
+        what="the STT to retry past LiveKit's default budget",
+    )
     stack.inference.start()
     await user.wait_for(lambda: bool(user.agents()), timeout=5, what="the agent to stay")
     # The session reconnects its STT and TTS streams; the next turn is answered.

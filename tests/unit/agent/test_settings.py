@@ -50,3 +50,13 @@ def test_worker_prints_the_warning_at_start() -> None:
         timeout=120,
     )
     assert "agent: warning: KYUTAI_VOICE_CLONING_URL is set" in proc.stderr, proc.stderr[-2000:]
+
+
+def test_model_outage_budget_becomes_reconnect_attempts() -> None:
+    from agent.session import RECONNECT_INTERVAL_S, outage_options
+
+    sixty = outage_options(60.0)
+    assert sixty.max_retry * sixty.retry_interval >= 60.0
+    assert sixty.retry_interval == RECONNECT_INTERVAL_S
+    assert outage_options(0.0).max_retry == 0
+    assert outage_options(61.0).max_retry == 31
