@@ -7,6 +7,7 @@ import asyncio
 from typing import Any
 
 from livekit.agents import AgentSession, JobContext, MetricsCollectedEvent, llm, metrics
+from livekit.plugins import kyutai
 
 from agent.conversation.silence import (
     SilenceAction,
@@ -17,6 +18,7 @@ from agent.conversation.silence import (
 )
 from agent.conversation.tools import SessionState
 from agent.log import logger
+from agent.ops import dispatch
 from agent.ops import metrics as agent_metrics
 from agent.ops.recordings import Recording, opted_out
 from catalog.dispatch import RoomChoice
@@ -29,10 +31,13 @@ class SessionEvents:
         session: AgentSession[SessionState],
         choice: RoomChoice,
         *,
+        agent_name: str,
         max_silent_turns: int,
         recording: Recording | None,
     ) -> None:
         self.ctx, self.session, self.choice, self.recording = ctx, session, choice, recording
+        self.agent_name = agent_name
+        self.said_goodbye = False  # the conversation ended on purpose: no other agent after us
         self.silence = SilencePolicy(max_silent_turns)
         self.latency = agent_metrics.TurnLatencyTracker()
         self.usage = metrics.UsageCollector()
@@ -97,6 +102,11 @@ class SessionEvents:
     def on_error(self, ev: Any) -> None:
         stage = str(getattr(ev.error, "type", "unknown")).replace("_error", "")
         agent_metrics.ERRORS.labels(stage=stage).inc()
+        if isinstance(getattr(ev.error, "error", None), kyutai.AtCapacityError):
+            # Waiting here would leave the person with a mute agent: leave, and the dispatcher
+            # gives the room to a worker with a free slot (the room keeps its dispatch).
+            logger.warning("no free %s slot: giving the room back", stage)
+            self.session.shutdown(drain=False)
 
     def on_item(self, ev: Any) -> None:
         item = ev.item
@@ -112,6 +122,7 @@ class SessionEvents:
             logger.info("the user said goodbye")
         if item.role == "assistant" and goodbye_said(text) and not item.interrupted:
             logger.info("the agent said goodbye: ending the session")
+            self.said_goodbye = True
             self.session.shutdown(drain=True)
 
     def on_user_state(self, ev: Any) -> None:
@@ -130,6 +141,7 @@ class SessionEvents:
         handle = self.session.generate_reply(**silence_reply_kwargs(action, self.choice.language))
         await handle
         if action == "goodbye":
+            self.said_goodbye = True
             self.session.shutdown(drain=True)
         else:
             self.session.reset_away_timer()
@@ -144,4 +156,9 @@ class SessionEvents:
         if self.recording is not None and not self.recording.deleted:
             self.recording.write("end", reason=str(reason), usage=str(self.usage.get_summary()))
             self.recording.close()
+        if self.said_goodbye:
+            self.ctx.add_shutdown_callback(self._release_room)
         self.ctx.shutdown(reason="session closed")
+
+    async def _release_room(self) -> None:
+        await dispatch.release_room(self.ctx, self.agent_name)

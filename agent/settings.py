@@ -144,6 +144,13 @@ class AgentSettings(BaseSettings):
         description="fraction of AGENT_MAX_JOBS at which the worker reports itself full",
         validation_alias="AGENT_LOAD_THRESHOLD",
     )
+    empty_room_s: float = Field(
+        20.0,
+        gt=0,
+        description="seconds an agent dispatched into an empty room waits for a person "
+        "(holding no model slot) before it leaves",
+        validation_alias="AGENT_EMPTY_ROOM_S",
+    )
     drain_timeout_s: int = Field(
         600,
         ge=0,

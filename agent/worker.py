@@ -11,9 +11,9 @@ from agent.events import SessionEvents
 from agent.interruptions import Interruptions
 from agent.interruptions.turn_mode import SttModel, TurnMode, choose_turn_mode, fetch_stt_model
 from agent.log import logger
-from agent.ops import health
+from agent.ops import dispatch, health
 from agent.ops import metrics as agent_metrics
-from agent.ops.capacity import make_load_fnc
+from agent.ops.capacity import full_load, make_load_fnc
 from agent.ops.recordings import Recording
 from agent.session import build_agent, build_session, load_vad, parse_room_metadata, room_options
 from agent.settings import AgentSettings
@@ -36,7 +36,7 @@ def build_server(settings: AgentSettings) -> AgentServer:
         port=settings.http_port,
         prometheus_port=settings.prometheus_port,
         num_idle_processes=settings.num_idle_processes,
-        load_threshold=settings.load_threshold,
+        load_threshold=full_load(settings),
         load_fnc=make_load_fnc(settings),
         drain_timeout=settings.drain_timeout_s,
         setup_fnc=prewarm,
@@ -44,13 +44,23 @@ def build_server(settings: AgentSettings) -> AgentServer:
     # Job processes are spawned: the entrypoint must be a module-level (picklable) function.
     server.rtc_session(entrypoint, agent_name=settings.agent_name)
 
+    registration: list[str] = []  # the worker id, once LiveKit has registered us
+
     def start_health_view() -> None:
-        # On the worker's own loop, once it runs: GET /health says if STT, TTS, LLM answer.
-        task = asyncio.get_running_loop().create_task(health.serve(settings))
+        # On the worker's own loop, once it runs: GET /health says if STT, TTS, LLM answer,
+        # GET /ready also that LiveKit can give us rooms.
+        task = asyncio.get_running_loop().create_task(
+            health.serve(settings, registered=lambda: bool(registration))
+        )
         _background.add(task)
         task.add_done_callback(_background.discard)
 
+    def on_registered(worker_id: str, _server_info: object) -> None:
+        registration[:] = [worker_id]
+        logger.info("registered with LiveKit as %s (agent %s)", worker_id, settings.agent_name)
+
     server.on("worker_started", start_health_view)
+    server.on("worker_registered", on_registered)
     return server
 
 
@@ -99,6 +109,18 @@ async def entrypoint(ctx: JobContext) -> None:
         choice.level,
     )
     await ctx.connect(auto_subscribe=AutoSubscribe.AUDIO_ONLY)
+    other = dispatch.other_agent(ctx.room, settings.agent_name)
+    if other is not None:
+        logger.warning("room %s already has agent %s: leaving it to that one", ctx.room.name, other)
+        ctx.shutdown(reason="another agent is in the room")
+        return
+    # No STT/TTS slot is held before a person is there to talk to.
+    if not await dispatch.wait_for_person(ctx, settings.empty_room_s):
+        logger.info(
+            "room %s: nobody came within %.0fs, leaving", ctx.room.name, settings.empty_room_s
+        )
+        ctx.shutdown(reason="nobody came")
+        return
 
     turns = await _turn_mode(ctx.proc, settings)
     interruptions = Interruptions.from_settings(
@@ -111,7 +133,12 @@ async def entrypoint(ctx: JobContext) -> None:
         else None
     )
     SessionEvents(
-        ctx, session, choice, max_silent_turns=settings.max_silent_turns, recording=recording
+        ctx,
+        session,
+        choice,
+        agent_name=settings.agent_name,
+        max_silent_turns=settings.max_silent_turns,
+        recording=recording,
     ).attach()
     agent_metrics.SESSIONS.inc()
     await session.start(

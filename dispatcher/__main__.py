@@ -1,6 +1,7 @@
-"""python -m dispatcher: dispatch the agent again into rooms whose worker died.
+"""python -m dispatcher: every room with a person and no agent gets one, first come first served.
 
-python -m dispatcher --host 0.0.0.0 --port 8083    # LIVEKIT_* as for the worker
+python -m dispatcher --port 8083    # LIVEKIT_* as for the worker; DISPATCHER_* for the line
+# optional, to react at once rather than at the next look (DISPATCHER_POLL_S):
 # livekit.yaml:  webhook: {api_key: <LIVEKIT_API_KEY>, urls: [http://dispatcher:8083/webhook]}
 """
 
@@ -24,7 +25,9 @@ def main(argv: list[str] | None = None) -> None:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--host", default="0.0.0.0")
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="0.0.0.0 to take webhooks from other hosts"
+    )
     parser.add_argument("--port", type=int, default=8083)
     args = parser.parse_args(argv)
     try:

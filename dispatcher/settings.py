@@ -1,4 +1,5 @@
-"""The dispatcher's configuration: the LiveKit server it acts on and the agent it dispatches.
+"""The dispatcher's configuration: the LiveKit server it acts on, the agent it dispatches, and
+how it runs the line of rooms waiting for an agent.
 
 The same variable names as the worker's, so one `.env` serves both processes.
 """
@@ -31,6 +32,30 @@ class DispatcherSettings(BaseSettings):
         DEFAULT_AGENT_NAME,
         description="the agent dispatched again (the worker's AGENT_NAME)",
         validation_alias=AliasChoices("LIVEKIT_AGENT_NAME", "AGENT_NAME"),
+    )
+    poll_s: float = Field(
+        2.0,
+        gt=0,
+        description="seconds between two looks at the rooms (a webhook triggers one at once)",
+        validation_alias="DISPATCHER_POLL_S",
+    )
+    accept_s: float = Field(
+        1.0,
+        gt=0,
+        description="a dispatch no worker took within this is made again",
+        validation_alias="DISPATCHER_ACCEPT_S",
+    )
+    connect_s: float = Field(
+        15.0,
+        gt=0,
+        description="a worker that took a room has this long for its agent to join",
+        validation_alias="DISPATCHER_CONNECT_S",
+    )
+    give_up_s: float = Field(
+        300.0,
+        gt=0,
+        description="a room waiting this long is told no agent will come",
+        validation_alias="DISPATCHER_GIVE_UP_S",
     )
 
     @field_validator("livekit_api_key", "agent_name")

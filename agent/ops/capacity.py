@@ -26,6 +26,11 @@ from agent.log import logger
 from agent.ops.urls import http_endpoint
 
 ENGINES = ("stt", "tts")
+# livekit-server offers a job only to workers whose reported load is under its target load
+# (0.7 in v1.13.5: pkg/agent/config.go DefaultTargetLoad; LiveKit Cloud uses the same), so a
+# worker at 3 of 4 conversations (0.75) would never get its fourth. The load we report is our
+# fraction scaled to that target, and the worker calls itself full at the same point.
+SERVER_TARGET_LOAD = 0.7
 # Gauges of the inference server (inference/metrics.py).
 FREE_GAUGE = "kyutai_slots_free"
 OPEN_GAUGE = "kyutai_slots_open"
@@ -88,10 +93,17 @@ def worker_load(
     active_jobs: int, max_jobs: int, inference: dict[str, Slots] | None = None
 ) -> float:
     """The load reported to LiveKit: the busiest of the worker's job budget and each
-    inference engine's slots (1.0 = full: LiveKit offers new rooms to other workers)."""
+    inference engine's slots (1.0 = full: LiveKit offers new rooms to other workers).
+
+    A conversation holds one slot of each engine, so a worker never takes more conversations
+    than its engines have slots in all: with that bound, LiveKit's per-job estimate (load /
+    jobs, charged to each job accepted but not yet running) stops a burst of dispatches at the
+    slot count, before the slot gauges (polled) have seen any of them."""
     load = job_load(active_jobs, max_jobs)
     for slots in (inference or {}).values():
         load = max(load, slots.load)
+        if slots.total > 0:
+            load = max(load, job_load(active_jobs, slots.total))
     return load
 
 
@@ -201,7 +213,8 @@ class InferenceCapacity:
 
 def make_load_fnc(settings: Any) -> Callable[[Any], float]:
     """The `load_fnc` for AgentServer: jobs/max_jobs, and the inference servers' slots when
-    `settings.capacity_from_inference` (AGENT_CAPACITY_FROM_INFERENCE) is on."""
+    `settings.capacity_from_inference` (AGENT_CAPACITY_FROM_INFERENCE) is on; scaled to
+    `SERVER_TARGET_LOAD` (full = `full_load(settings)`)."""
     max_jobs: int = settings.max_jobs
     capacity: InferenceCapacity | None = None
     if settings.capacity_from_inference:
@@ -218,9 +231,15 @@ def make_load_fnc(settings: Any) -> Callable[[Any], float]:
     def load_fnc(server: Any) -> float:
         try:
             active = len(server.active_jobs)
-            return worker_load(active, max_jobs, capacity.slots() if capacity else None)
+            fraction = worker_load(active, max_jobs, capacity.slots() if capacity else None)
+            return SERVER_TARGET_LOAD * fraction
         except Exception:  # the framework must always get an answer
             logger.exception("computing the worker load failed; reporting full")
-            return 1.0
+            return SERVER_TARGET_LOAD
 
     return load_fnc
+
+
+def full_load(settings: Any) -> float:
+    """AgentServer's `load_threshold`: AGENT_LOAD_THRESHOLD on the scale `load_fnc` reports."""
+    return SERVER_TARGET_LOAD * float(settings.load_threshold)

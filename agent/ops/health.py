@@ -1,11 +1,15 @@
 """Whether the services a conversation needs are reachable: Kyutai STT, Kyutai TTS, the LLM.
 
-Served by the worker as `GET /health` on AGENT_STATUS_PORT: `{stt_up, tts_up, llm_up, ok}`.
+Served by the worker on AGENT_STATUS_PORT: `GET /health` → `{stt_up, tts_up, llm_up, ok}`, and
+`GET /ready` → the same plus `registered` (the worker is registered with LiveKit, so rooms can
+be given to it): 200 only when all hold. The framework's own `GET /` on AGENT_HTTP_PORT answers
+as soon as the process runs, seconds before the worker can take a room.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 import aiohttp
 from aiohttp import web
@@ -47,7 +51,9 @@ async def _any_up(http: aiohttp.ClientSession, urls: list[str]) -> bool:
     return any(results)
 
 
-async def serve(settings: AgentSettings) -> web.AppRunner | None:
+async def serve(
+    settings: AgentSettings, registered: Callable[[], bool] = lambda: True
+) -> web.AppRunner | None:
     """Start the health view; None when AGENT_STATUS_PORT is unset."""
     if settings.status_port is None:
         return None
@@ -56,8 +62,14 @@ async def serve(settings: AgentSettings) -> web.AppRunner | None:
         result = await check(settings)
         return web.json_response(result, status=200 if result["ok"] else 503)
 
+    async def ready(_request: web.Request) -> web.Response:
+        result = {"registered": registered(), **(await check(settings))}
+        result["ok"] = bool(result["ok"] and result["registered"])
+        return web.json_response(result, status=200 if result["ok"] else 503)
+
     app = web.Application()
     app.router.add_get("/health", health)
+    app.router.add_get("/ready", ready)
     runner = web.AppRunner(app)
     await runner.setup()
     await web.TCPSite(runner, settings.http_host, settings.status_port).start()

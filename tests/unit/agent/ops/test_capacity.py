@@ -10,10 +10,12 @@ import pytest
 from aiohttp import web
 
 from agent.ops.capacity import (
+    SERVER_TARGET_LOAD,
     InferenceCapacity,
     Slots,
     combine_slots,
     fetch_slots,
+    full_load,
     job_load,
     make_load_fnc,
     parse_slot_gauges,
@@ -74,7 +76,9 @@ def test_combine_counts_an_unreachable_server_as_no_free_slot() -> None:
     ("jobs", "max_jobs", "inference", "expected"),
     [
         (0, 16, None, 0.0),
-        (4, 16, {"stt": Slots(8, 8), "tts": Slots(4, 4)}, 0.25),
+        (2, 16, {"stt": Slots(8, 8), "tts": Slots(4, 4)}, 0.5),  # 2 of the 4 TTS slots
+        # Jobs whose sessions have not opened their slots yet still count against them.
+        (4, 16, {"stt": Slots(8, 8), "tts": Slots(4, 4)}, 1.0),
         (1, 16, {"stt": Slots(2, 8), "tts": Slots(4, 4)}, 0.75),
         (1, 16, {"stt": Slots(8, 8), "tts": Slots(0, 4)}, 1.0),  # TTS full: full
         (16, 16, {"stt": Slots(8, 8), "tts": Slots(4, 4)}, 1.0),  # job budget spent
@@ -159,10 +163,12 @@ async def test_load_fnc_reads_a_live_metrics_endpoint() -> None:
         load_fnc = make_load_fnc(settings)
         server = SimpleNamespace(active_jobs=[object()])
         loop = asyncio.get_running_loop()
-        assert await loop.run_in_executor(None, load_fnc, server) == 1.0  # TTS has no slot
+        full = full_load(settings)
+        assert full == SERVER_TARGET_LOAD  # AGENT_LOAD_THRESHOLD=1.0 on livekit-server's scale
+        assert await loop.run_in_executor(None, load_fnc, server) == full  # TTS has no slot
         body[0] = METRICS.replace('free{engine="tts"} 0.0', 'free{engine="tts"} 4.0')
         deadline = loop.time() + 5
-        while await loop.run_in_executor(None, load_fnc, server) != 0.5:  # TTS 4/8 held
+        while await loop.run_in_executor(None, load_fnc, server) != full * 0.5:  # TTS 4/8 held
             assert loop.time() < deadline, "the poller never saw the free TTS slots"
             await asyncio.sleep(0.05)
     finally:
@@ -172,5 +178,14 @@ async def test_load_fnc_reads_a_live_metrics_endpoint() -> None:
 def test_load_fnc_without_inference_counts_jobs_only() -> None:
     settings = AgentSettings(AGENT_MAX_JOBS=4, AGENT_CAPACITY_FROM_INFERENCE=False)
     load_fnc = make_load_fnc(settings)
-    assert load_fnc(SimpleNamespace(active_jobs=[1, 2])) == 0.5
-    assert load_fnc(SimpleNamespace()) == 1.0  # a broken server object: full, never raises
+    assert load_fnc(SimpleNamespace(active_jobs=[1, 2])) == pytest.approx(0.5 * SERVER_TARGET_LOAD)
+    # A broken server object: full, never raises.
+    assert load_fnc(SimpleNamespace()) == full_load(settings)
+
+
+def test_the_reported_load_stays_under_livekit_servers_target_until_full() -> None:
+    # livekit-server offers jobs only below its target load (0.7): 3 of 4 must still get one.
+    settings = AgentSettings(AGENT_MAX_JOBS=4, AGENT_CAPACITY_FROM_INFERENCE=False)
+    load_fnc = make_load_fnc(settings)
+    assert load_fnc(SimpleNamespace(active_jobs=[1, 2, 3])) < SERVER_TARGET_LOAD
+    assert load_fnc(SimpleNamespace(active_jobs=[1, 2, 3, 4])) >= full_load(settings)

@@ -4,6 +4,7 @@ Streaming speech-to-text with semantic end of turn (``kyutai.STT``) and streamin
 speech synthesis with word timings (``kyutai.TTS``), against Kyutai's moshi-server protocol.
 """
 
+from .connection import AtCapacityError
 from .models import Language, TTSVoices
 from .stt import STT, SpeechStream
 from .tts import TTS, ChunkedStream, SynthesizeStream
@@ -13,6 +14,7 @@ from .version import __version__
 __all__ = [
     "STT",
     "TTS",
+    "AtCapacityError",
     "ChunkedStream",
     "Language",
     "SpeechStream",

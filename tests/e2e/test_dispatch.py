@@ -1,0 +1,218 @@
+"""No room is left without an agent: the dispatcher's line against a real livekit-server.
+
+livekit-server v1.13.5 tries a dispatch once. Here a room is created before any worker has
+registered, and a room is created while the only worker (AGENT_MAX_JOBS=1) is busy: both must
+get the agent once a worker can take them, with the dispatcher learning about rooms from
+webhooks and from polling alone. Two dispatchers at once never put two agents in a room.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from livekit import rtc
+
+from harness.join_token import make_token
+from harness.livekit_server import ROOT, LiveKitServer, start_livekit_server
+from harness.participant import TestParticipant
+from harness.ports import free_port
+from harness.procs import ManagedProcess, http_ok, spawn, wait_until
+from harness.stub_llm import StubLLM
+from harness.worker import WorkerHandle, start_worker
+
+pytestmark = pytest.mark.e2e
+
+AGENT = "dispatch-agent"
+
+
+@dataclass
+class Stack:
+    livekit: LiveKitServer
+    dispatchers: list[ManagedProcess]
+    env: dict[str, str]
+    log_dir: Path
+    workers: list[WorkerHandle] = field(default_factory=list)
+
+    def start_worker(self, name: str, **extra: str) -> WorkerHandle:
+        worker = start_worker(
+            self.livekit,
+            self.log_dir,
+            name=name,
+            agent_name=AGENT,
+            env={**self.env, **extra},
+        )
+        self.workers.append(worker)
+        return worker
+
+
+def start_dispatcher(
+    livekit: LiveKitServer, log_dir: Path, name: str, port: int, poll_s: float
+) -> ManagedProcess:
+    process = spawn(
+        name,
+        [sys.executable, "-m", "dispatcher", "--host", "127.0.0.1", "--port", str(port)],
+        log_dir,
+        env={
+            "LIVEKIT_URL": livekit.url,
+            "LIVEKIT_API_KEY": livekit.api_key,
+            "LIVEKIT_API_SECRET": livekit.api_secret,
+            "LIVEKIT_AGENT_NAME": AGENT,
+            "DISPATCHER_POLL_S": str(poll_s),
+            "PYTHONUNBUFFERED": "1",
+        },
+        cwd=ROOT,
+    )
+    wait_until(lambda: http_ok(f"http://127.0.0.1:{port}/"), timeout=30, what=name, process=process)
+    return process
+
+
+@pytest.fixture(params=["webhooks", "polling"])
+def stack(
+    request: pytest.FixtureRequest, artifacts_dir: Path, agent_env: dict[str, str]
+) -> Iterator[Stack]:
+    """A livekit-server of its own, and a dispatcher that hears its webhooks (and looks every
+    30 s) or only looks (every 2 s, the default)."""
+    log_dir = artifacts_dir / "logs"
+    port = free_port()
+    webhooks = request.param == "webhooks"
+    livekit = start_livekit_server(
+        log_dir,
+        name=f"livekit-dispatch-{request.param}",
+        webhook_url=f"http://127.0.0.1:{port}/webhook" if webhooks else None,
+    )
+    dispatchers: list[ManagedProcess] = []
+    stack = Stack(livekit, dispatchers, dict(agent_env), log_dir)
+    try:
+        dispatchers.append(
+            start_dispatcher(
+                livekit, log_dir, f"dispatcher-{request.param}", port, 30.0 if webhooks else 2.0
+            )
+        )
+        yield stack
+    finally:
+        for worker in stack.workers:
+            worker.stop()
+        for d in dispatchers:
+            d.stop()
+        livekit.stop()
+
+
+@dataclass
+class User:
+    participant: TestParticipant
+    line: list[dict[str, object]] = field(default_factory=list)
+    most_agents: int = 0  # agents of ours in the room at once, at most
+
+    def agents(self) -> list[rtc.RemoteParticipant]:
+        return self.participant.agents()
+
+
+@pytest.fixture
+async def join(stack: Stack) -> AsyncIterator[Callable[..., object]]:
+    users: list[User] = []
+
+    async def factory(room: str, identity: str = "user") -> User:
+        token = make_token(
+            stack.livekit.api_key,
+            stack.livekit.api_secret,
+            room=room,
+            identity=identity,
+            dispatch_agent=AGENT,
+            dispatch_metadata=json.dumps({"character": "watercooler"}),
+        )
+        participant = TestParticipant(identity=identity)
+        user = User(participant)
+
+        def on_data(packet: rtc.DataPacket) -> None:
+            if packet.topic == "kyutai.line":
+                user.line.append(json.loads(packet.data))
+                participant._notify()
+
+        def on_joined(_p: rtc.RemoteParticipant) -> None:
+            user.most_agents = max(user.most_agents, len(participant.agents()))
+
+        participant.room.on("data_received", on_data)
+        participant.room.on("participant_connected", on_joined)
+        await participant.join(stack.livekit.url, token)
+        user.most_agents = len(participant.agents())
+        users.append(user)
+        return user
+
+    yield factory
+    for user in users:
+        if user.participant.room.isconnected():
+            await user.participant.leave()
+
+
+def room(tag: str) -> str:
+    return f"{tag}-{time.monotonic_ns() % 10**9}"
+
+
+async def test_a_room_created_before_the_worker_registers_gets_the_agent(
+    stack: Stack, join: Callable[..., object], stub_llm: StubLLM
+) -> None:
+    user: User = await join(room("early"))  # type: ignore[misc]
+    # Nobody can take it yet: the dispatcher tells the room it waits.
+    await user.participant.wait_for(
+        lambda: any(m.get("state") == "waiting" for m in user.line),
+        timeout=15,
+        what="word that the room waits in line",
+    )
+    assert not user.agents()
+    stack.start_worker("worker-dispatch-early", AGENT_MAX_JOBS="2")
+    registered = time.monotonic()
+    await user.participant.wait_for(lambda: bool(user.agents()), timeout=15, what="the agent")
+    after = time.monotonic() - registered
+    print(f"agent joined {after:.2f}s after the worker registered")
+    await user.participant.wait_for_greeting(agent_timeout=15)
+    assert user.most_agents == 1
+
+
+async def test_a_room_waits_for_a_busy_worker_and_is_served_when_it_frees(
+    stack: Stack, join: Callable[..., object], stub_llm: StubLLM
+) -> None:
+    stack.start_worker("worker-dispatch-one", AGENT_MAX_JOBS="1")
+    first: User = await join(room("first"), "first")  # type: ignore[misc]
+    await first.participant.wait_for_greeting(agent_timeout=15)
+    second: User = await join(room("second"), "second")  # type: ignore[misc]
+    await second.participant.wait_for(
+        lambda: any(m.get("state") == "waiting" and m.get("position") == 1 for m in second.line),
+        timeout=15,
+        what="word that the room is first in line",
+    )
+    assert not second.agents()
+    await first.participant.leave()
+    left = time.monotonic()
+    await second.participant.wait_for(lambda: bool(second.agents()), timeout=20, what="the agent")
+    print(f"second room got the agent {time.monotonic() - left:.2f}s after the first ended")
+    await second.participant.wait_for_greeting(agent_timeout=15)
+    assert second.most_agents == 1
+
+
+async def test_two_dispatchers_and_a_worker_restart_never_put_two_agents_in_a_room(
+    stack: Stack, join: Callable[..., object], stub_llm: StubLLM, artifacts_dir: Path
+) -> None:
+    port = free_port()
+    stack.dispatchers.append(
+        start_dispatcher(stack.livekit, artifacts_dir / "logs", "dispatcher-replica", port, 1.0)
+    )
+    worker = stack.start_worker("worker-dispatch-restart", AGENT_MAX_JOBS="2")
+    users: list[User] = [await join(room(f"pair{i}"), f"user{i}") for i in range(3)]  # type: ignore[misc]
+    # Two rooms get the agent, the third waits; then the worker restarts (drained: SIGTERM).
+    await users[0].participant.wait_for(lambda: bool(users[0].agents()), timeout=20, what="agent 1")
+    await users[1].participant.wait_for(lambda: bool(users[1].agents()), timeout=20, what="agent 2")
+    worker.process.stop(timeout=5)
+    stack.workers.remove(worker)
+    stack.start_worker("worker-dispatch-restarted", AGENT_MAX_JOBS="3")
+    for user in users:
+        await user.participant.wait_for(
+            lambda user=user: bool(user.agents()), timeout=30, what="an agent after the restart"
+        )
+    for user in users:
+        assert user.most_agents == 1, f"{user.participant.identity} saw {user.most_agents} agents"
