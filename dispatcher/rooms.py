@@ -91,16 +91,19 @@ class Rounds:
         rooms = (await self.lkapi.room.list_rooms(api.ListRoomsRequest())).rooms
         views = []
         for room in rooms:
-            if room.num_participants == 0:
+            # (The room list's participant count lags behind joins: ask each room.)
+            people = list(
+                (
+                    await self.lkapi.room.list_participants(
+                        api.ListParticipantsRequest(room=room.name)
+                    )
+                ).participants
+            )
+            if not people:
                 views.append(RoomView(room.name, 0, False))
                 continue
-            people = await self.lkapi.room.list_participants(
-                api.ListParticipantsRequest(room=room.name)
-            )
             dispatches = await self.lkapi.agent_dispatch.list_dispatch(room_name=room.name)
-            views.append(
-                room_view(room.name, list(people.participants), dispatches, self.agent_name)
-            )
+            views.append(room_view(room.name, people, dispatches, self.agent_name))
         return views
 
     async def round(self) -> bool:

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # README command (1): set up and run the whole local stack on this machine.
 #   livekit-server (dev mode) · Kyutai inference server · LLM · token service + widget ·
-#   agent worker · dispatcher (re-dispatches the agent of a room whose worker died)
+#   agent worker · dispatcher (every room with a person and no agent gets one, in order)
 # Ctrl-C stops everything cleanly. Logs: .cache/stack-logs/<service>.log
 #
 #   KYUTAI_MODELS=tiny|default   models of the inference server (default: tiny, CPU-friendly babble;

@@ -54,7 +54,7 @@ export interface ConnectedInfo {
 }
 
 export interface WidgetErrorInfo {
-  code: 'insecure-context' | 'mic-denied' | 'mic-missing' | 'mic-busy' | 'mic-failed' | 'token' | 'connect';
+  code: 'insecure-context' | 'mic-denied' | 'mic-missing' | 'mic-busy' | 'mic-failed' | 'token' | 'connect' | 'busy';
   message: string;
 }
 

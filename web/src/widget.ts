@@ -30,6 +30,7 @@ import {
 import { AudioLevelMeter } from './audio-level';
 import { CaptionLog, TOPIC_TRANSCRIPTION, speakerOf, type Caption } from './captions';
 import { Face } from './face';
+import { TOPIC_LINE, lineNotice } from './line';
 import { checkEnvironment, describeMicError } from './mic';
 import { CSS } from './styles';
 
@@ -311,6 +312,19 @@ export class Widget {
         this.setEmotion('neutral');
         this.setState('waiting');
         this.showMessage('The tutor left the conversation.', 'info');
+      })
+      .on(RoomEvent.DataReceived, (payload, _p, _kind, topic) => {
+        // The dispatcher's word while no tutor is free: the place in line, or that it gave up.
+        if (topic !== TOPIC_LINE || this.agent || room !== this.room) return;
+        const notice = lineNotice(payload);
+        if (!notice) return;
+        if (this.agentWaitTimer !== null) clearTimeout(this.agentWaitTimer);
+        this.agentWaitTimer = null;
+        if (notice.givenUp) {
+          void this.teardown().then(() => this.fail({ code: 'busy', message: notice.text }));
+          return;
+        }
+        this.showMessage(notice.text, 'info');
       })
       .on(RoomEvent.TrackSubscribed, (track, pub, p) => this.onTrackSubscribed(track, pub, p))
       .on(RoomEvent.TrackUnsubscribed, (track) => this.onTrackUnsubscribed(track))
