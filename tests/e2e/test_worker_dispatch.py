@@ -98,6 +98,10 @@ def test_health_view_reports_dependencies(worker: WorkerHandle, agent_env: dict[
     with urllib.request.urlopen(url, timeout=5) as resp:
         body = json.loads(resp.read())
     assert body == {"stt_up": True, "tts_up": True, "llm_up": True, "ok": True}
+    # Readiness also says LiveKit has registered the worker (the fixture waited for that).
+    with urllib.request.urlopen(url.replace("/health", "/ready"), timeout=5) as resp:
+        ready = json.loads(resp.read())
+    assert ready == {"registered": True, "stt_up": True, "tts_up": True, "llm_up": True, "ok": True}
 
 
 def _answers(url: str) -> bool:
