@@ -19,7 +19,7 @@ from agent.llm_client import build_llm, normalize_base_url, resolve_model
 from agent.log import logger
 from agent.settings import AgentSettings
 from catalog.characters import CharacterSet
-from catalog.dispatch import RoomChoice, Selection, lenient
+from catalog.dispatch import Problem, RoomChoice, Selection, lenient, warning
 from catalog.prompt_data import PromptData
 
 INPUT_FRAME_MS = 20
@@ -36,15 +36,25 @@ def outage_options(outage_s: float) -> APIConnectOptions:
     )
 
 
-def parse_room_metadata(metadata: str | bytes | None, characters: CharacterSet) -> RoomChoice:
+def parse_room_metadata(
+    metadata: str | bytes | None, characters: CharacterSet, problems: list[str] | None = None
+) -> RoomChoice:
     """What the room plays, from its dispatch metadata. Never raises.
 
     The token service's rule (``catalog.dispatch.resolve``), read leniently: a bad value is
     logged (logger ``kyutai.agent``) with the valid choices, and that field's default is used.
+    Each warning is also appended to `problems`, for the agent to publish.
     """
     if metadata is None or not metadata.strip():
         logger.info("no dispatch metadata; using the default character")
-    selection = Selection.from_metadata(metadata, characters, lenient(logger))
+    log = lenient(logger)
+
+    def on_problem(problem: Problem) -> None:
+        log(problem)
+        if problems is not None:
+            problems.append(warning(problem))
+
+    selection = Selection.from_metadata(metadata, characters, on_problem)
     return RoomChoice.of(selection, characters)
 
 

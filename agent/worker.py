@@ -97,7 +97,8 @@ async def entrypoint(ctx: JobContext) -> None:
     settings: AgentSettings = ctx.proc.userdata["settings"]
     characters: CharacterSet = ctx.proc.userdata["characters"]
     prompt_data: PromptData = ctx.proc.userdata["prompt_data"]
-    choice = parse_room_metadata(ctx.job.metadata, characters)
+    problems: list[str] = []
+    choice = parse_room_metadata(ctx.job.metadata, characters, problems)
     ctx.log_context_fields = {"room": ctx.room.name, "character": choice.character_id}
     logger.info(
         "room %s: character=%s voice=%s language=%s subject=%s level=%s",
@@ -109,6 +110,9 @@ async def entrypoint(ctx: JobContext) -> None:
         choice.level,
     )
     await ctx.connect(auto_subscribe=AutoSubscribe.AUDIO_ONLY)
+    # What the agent plays, and what it replaced in the dispatch metadata: visible to the room
+    # (and to the dispatcher, which logs it), not only in this worker's log.
+    await ctx.room.local_participant.set_attributes(dispatch.played(choice, problems))
     other = dispatch.other_agent(ctx.room, settings.agent_name)
     if other is not None:
         logger.warning("room %s already has agent %s: leaving it to that one", ctx.room.name, other)

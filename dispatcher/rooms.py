@@ -21,6 +21,8 @@ from dispatcher.line import Dispatch, DispatchAgain, GiveUp, Line, RoomView, Ser
 from dispatcher.log import logger
 
 AGENT_NAME_ATTRIBUTE = "lk.agent.name"
+# Set by our agent when the dispatch metadata had problems (agent/ops/dispatch.py).
+WARNING_ATTRIBUTE = "kyutai.dispatch_warning"
 # Data messages to the room about its place in the line (the widget shows them).
 LINE_TOPIC = "kyutai.line"
 TELL_EVERY_S = 3.0  # a late joiner learns its place within this; a change is sent at once
@@ -66,6 +68,7 @@ class Rounds:
     clock: Callable[[], float] = time.monotonic
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
     _told: dict[str, tuple[int, float]] = field(default_factory=dict)  # room -> (position, at)
+    _warned: set[str] = field(default_factory=set)  # rooms whose agent's warning was logged
 
     def wake(self) -> None:
         """Something happened (a webhook): run a round now."""
@@ -104,7 +107,22 @@ class Rounds:
                 continue
             dispatches = await self.lkapi.agent_dispatch.list_dispatch(room_name=room.name)
             views.append(room_view(room.name, people, dispatches, self.agent_name))
+            self._log_warnings(room.name, people)
+        self._warned &= {v.name for v in views}
         return views
+
+    def _log_warnings(self, room: str, people: list[models.ParticipantInfo]) -> None:
+        if room in self._warned:
+            return
+        for p in people:
+            problem = (
+                p.attributes.get(WARNING_ATTRIBUTE) if is_our_agent(p, self.agent_name) else None
+            )
+            if problem:
+                self._warned.add(room)
+                logger.warning(
+                    "room %s: the agent replaced bad dispatch metadata: %s", room, problem
+                )
 
     async def round(self) -> bool:
         """One look and the actions it calls for; True when a follow-up should come soon."""

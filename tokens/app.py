@@ -29,6 +29,7 @@ from catalog.characters import CharacterSet, Language
 from catalog.dispatch import SelectionError, SelectionRequest, resolve, strict
 from tokens.auth import ApiKeys, origin_allowed, parse_bearer
 from tokens.grants import NAME_PATTERN, mint_token, random_name
+from tokens.line import waiting_rooms
 from tokens.metrics import Metrics, Refusal
 from tokens.ratelimit import RateLimiter, client_key
 from tokens.settings import Settings
@@ -250,6 +251,7 @@ def create_app(
         401: {"model": Error, "description": "Missing or invalid API key."},
         403: {"model": Error, "description": "Origin not allowed, or a room chosen in demo mode."},
         429: {"model": Error, "description": "Demo rate limit exceeded; see Retry-After."},
+        503: {"model": Error, "description": "Every agent is busy and the line is full."},
     }
 
     @app.post(TOKEN_PATH, response_model=TokenResponse, responses=refusals, tags=["tokens"])
@@ -283,6 +285,19 @@ def create_app(
             raise RequestValidationError(
                 [{"loc": ("body", exc.field), "msg": exc.message, "type": "catalog"}]
             ) from None
+
+        if settings.token_dispatcher_url and settings.token_max_line is not None:
+            waiting = await waiting_rooms(settings.token_dispatcher_url)
+            if waiting is not None and waiting >= settings.token_max_line:
+                raise _refuse(
+                    metrics,
+                    Refusal.LINE_FULL,
+                    status.HTTP_503_SERVICE_UNAVAILABLE,
+                    f"Every tutor is busy and {waiting} people are waiting; "
+                    f"try again in {settings.token_line_retry_after_s} s.",
+                    client,
+                    {"Retry-After": str(settings.token_line_retry_after_s)},
+                )
 
         issued = mint_token(
             api_key=api_key,

@@ -15,6 +15,7 @@ class Refusal(StrEnum):
     RATE_LIMITED = "rate_limited"
     INVALID_REQUEST = "invalid_request"
     UNKNOWN_SELECTION = "unknown_selection"
+    LINE_FULL = "line_full"
 
 
 class Metrics:

@@ -74,6 +74,19 @@ class Settings(BaseSettings):
         default="127.0.0.1",
         description="Proxies trusted for X-Forwarded-For (the client IP used for rate limiting).",
     )
+    token_dispatcher_url: str | None = Field(
+        default=None,
+        description="The dispatcher (`python -m dispatcher`), asked how many rooms wait for an "
+        "agent; unset = no line limit.",
+    )
+    token_max_line: int | None = Field(
+        default=None,
+        ge=0,
+        description="Refuse new conversations (503 + Retry-After) while this many rooms wait.",
+    )
+    token_line_retry_after_s: int = Field(
+        default=30, ge=1, description="The Retry-After of that refusal, in seconds."
+    )
     kyutai_characters_file: Path = Field(
         default=Path("characters.yaml"),
         description="YAML catalogue of characters offered to pages.",

@@ -20,8 +20,21 @@ from livekit import api, rtc
 from livekit.agents import JobContext
 
 from agent.log import logger
+from catalog.dispatch import RoomChoice
 
 AGENT_NAME_ATTRIBUTE = "lk.agent.name"
+CHARACTER_ATTRIBUTE = "kyutai.character"
+WARNING_ATTRIBUTE = "kyutai.dispatch_warning"
+MAX_WARNING_CHARS = 1000  # attributes travel with every participant update: keep them short
+
+
+def played(choice: RoomChoice, problems: list[str]) -> dict[str, str]:
+    """The agent's attributes: the character it plays and, when the dispatch metadata had
+    problems, what was replaced (the agent's log line, for whoever created the dispatch)."""
+    attributes = {CHARACTER_ATTRIBUTE: choice.character_id}
+    if problems:
+        attributes[WARNING_ATTRIBUTE] = "; ".join(problems)[:MAX_WARNING_CHARS]
+    return attributes
 
 
 def other_agent(room: rtc.Room, agent_name: str) -> str | None:

@@ -8,6 +8,7 @@ webhooks and from polling alone. Two dispatchers at once never put two agents in
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sys
 import time
@@ -18,13 +19,14 @@ from pathlib import Path
 import pytest
 from livekit import rtc
 
+from harness.inference_server import InferenceServer, start_inference_server
 from harness.join_token import make_token
 from harness.livekit_server import ROOT, LiveKitServer, start_livekit_server
 from harness.participant import TestParticipant
 from harness.ports import free_port
 from harness.procs import ManagedProcess, http_ok, spawn, wait_until
 from harness.stub_llm import StubLLM
-from harness.worker import WorkerHandle, start_worker
+from harness.worker import WorkerHandle, start_worker, tiny_stack_env
 
 pytestmark = pytest.mark.e2e
 
@@ -37,6 +39,7 @@ class Stack:
     dispatchers: list[ManagedProcess]
     env: dict[str, str]
     log_dir: Path
+    node: InferenceServer
     workers: list[WorkerHandle] = field(default_factory=list)
 
     def start_worker(self, name: str, **extra: str) -> WorkerHandle:
@@ -72,35 +75,58 @@ def start_dispatcher(
     return process
 
 
-@pytest.fixture(params=["webhooks", "polling"])
+@pytest.fixture(scope="module")
+def small_node(artifacts_dir: Path) -> Iterator[InferenceServer]:
+    """A node with slots for 4 conversations: 4 STT slots, 8 TTS slots (a conversation holds a
+    pre-connected TTS socket beside the one speaking)."""
+    server = start_inference_server(
+        ROOT / ".cache" / "kyutai-tiny",
+        batch_size=4,
+        tts_batch_size=8,
+        log_dir=artifacts_dir / "logs",
+    )
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
 def stack(
-    request: pytest.FixtureRequest, artifacts_dir: Path, agent_env: dict[str, str]
+    request: pytest.FixtureRequest,
+    artifacts_dir: Path,
+    small_node: InferenceServer,
+    stub_llm_server: StubLLM,
 ) -> Iterator[Stack]:
     """A livekit-server of its own, and a dispatcher that hears its webhooks (and looks every
-    30 s) or only looks (every 2 s, the default)."""
+    30 s) or only looks (every 2 s, the default): `request.param`, "polling" unless given."""
+    mode = getattr(request, "param", "polling")
     log_dir = artifacts_dir / "logs"
     port = free_port()
-    webhooks = request.param == "webhooks"
+    webhooks = mode == "webhooks"
     livekit = start_livekit_server(
         log_dir,
-        name=f"livekit-dispatch-{request.param}",
+        name=f"livekit-dispatch-{mode}",
         webhook_url=f"http://127.0.0.1:{port}/webhook" if webhooks else None,
     )
-    dispatchers: list[ManagedProcess] = []
-    stack = Stack(livekit, dispatchers, dict(agent_env), log_dir)
+    env = tiny_stack_env(small_node.url, small_node.api_key, stub_llm_server.base_url)
+    stack = Stack(livekit, [], env, log_dir, small_node)
     try:
-        dispatchers.append(
+        stack.dispatchers.append(
             start_dispatcher(
-                livekit, log_dir, f"dispatcher-{request.param}", port, 30.0 if webhooks else 2.0
+                livekit, log_dir, f"dispatcher-{mode}", port, 30.0 if webhooks else 2.0
             )
         )
         yield stack
     finally:
         for worker in stack.workers:
             worker.stop()
-        for d in dispatchers:
+        for d in stack.dispatchers:
             d.stop()
         livekit.stop()
+
+
+BOTH = pytest.mark.parametrize("stack", ["webhooks", "polling"], indirect=True)
 
 
 @dataclass
@@ -154,6 +180,7 @@ def room(tag: str) -> str:
     return f"{tag}-{time.monotonic_ns() % 10**9}"
 
 
+@BOTH
 async def test_a_room_created_before_the_worker_registers_gets_the_agent(
     stack: Stack, join: Callable[..., object], stub_llm: StubLLM
 ) -> None:
@@ -174,6 +201,7 @@ async def test_a_room_created_before_the_worker_registers_gets_the_agent(
     assert user.most_agents == 1
 
 
+@BOTH
 async def test_a_room_waits_for_a_busy_worker_and_is_served_when_it_frees(
     stack: Stack, join: Callable[..., object], stub_llm: StubLLM
 ) -> None:
@@ -195,6 +223,7 @@ async def test_a_room_waits_for_a_busy_worker_and_is_served_when_it_frees(
     assert second.most_agents == 1
 
 
+@BOTH
 async def test_two_dispatchers_and_a_worker_restart_never_put_two_agents_in_a_room(
     stack: Stack, join: Callable[..., object], stub_llm: StubLLM, artifacts_dir: Path
 ) -> None:
@@ -216,3 +245,92 @@ async def test_two_dispatchers_and_a_worker_restart_never_put_two_agents_in_a_ro
         )
     for user in users:
         assert user.most_agents == 1, f"{user.participant.identity} saw {user.most_agents} agents"
+
+
+def open_slots(node: InferenceServer) -> dict[str, int]:
+    from agent.ops.capacity import fetch_slots
+
+    slots = fetch_slots(f"{node.http_url}/metrics", 5.0) or {}
+    return {engine: s.total - s.free for engine, s in slots.items()}
+
+
+async def test_an_agent_dispatched_into_an_empty_room_holds_no_slot_until_a_person_joins(
+    stack: Stack, join: Callable[..., object], stub_llm: StubLLM
+) -> None:
+    from livekit import api
+
+    stack.start_worker("worker-dispatch-empty", AGENT_EMPTY_ROOM_S="60")
+    name = room("empty")
+    before = open_slots(stack.node)
+    async with api.LiveKitAPI(
+        stack.livekit.http_url, stack.livekit.api_key, stack.livekit.api_secret
+    ) as lkapi:
+        await lkapi.room.create_room(api.CreateRoomRequest(name=name))
+        await lkapi.agent_dispatch.create_dispatch(
+            api.CreateAgentDispatchRequest(agent_name=AGENT, room=name)
+        )
+
+        async def agent_in_room() -> bool:
+            people = await lkapi.room.list_participants(api.ListParticipantsRequest(room=name))
+            return any(p.kind == p.Kind.AGENT for p in people.participants)
+
+        deadline = time.monotonic() + 20
+        while not await agent_in_room():
+            assert time.monotonic() < deadline, "the agent never joined the empty room"
+            await asyncio.sleep(0.2)  # polling the server's API, not synchronisation
+    worker = stack.workers[-1]
+    wait_until(
+        lambda: "is empty: waiting up to" in worker.process.log_tail(400_000),
+        timeout=10,
+        what="the agent to wait for a person",
+        process=worker.process,
+    )
+    assert open_slots(stack.node) == before, "an agent in an empty room opened a model slot"
+    user: User = await join(name)  # type: ignore[misc]
+    await user.participant.wait_for_greeting(agent_timeout=15)
+    assert open_slots(stack.node)["stt"] == before["stt"] + 1
+    assert user.most_agents == 1
+
+
+async def test_a_burst_of_eight_rooms_on_four_slots(
+    stack: Stack, join: Callable[..., object], stub_llm: StubLLM
+) -> None:
+    """Exactly four agents speak; the other four rooms wait, told their place, and are served in
+    that order as conversations end. No agent sits in a room without speaking."""
+    stack.start_worker("worker-dispatch-burst")  # AGENT_MAX_JOBS 16: the 4 STT slots bound it
+    users: list[User] = list(
+        await asyncio.gather(*(join(room(f"burst{i}"), f"burst{i}") for i in range(8)))  # type: ignore[arg-type]
+    )
+
+    def greeted(u: User) -> bool:
+        return bool(u.agents()) and u.participant.agent_audio_after(0.0) is not None
+
+    def settled() -> bool:
+        served = [u for u in users if u.agents()]
+        told = [u for u in users if not u.agents() and u.line]
+        return len(served) == 4 and all(greeted(u) for u in served) and len(told) == 4
+
+    await users[0].participant.wait_for(settled, timeout=60, what="4 greeted rooms, 4 waiting")
+    waiting = sorted(
+        (u for u in users if not u.agents()),
+        key=lambda u: int(u.line[-1]["position"]),  # type: ignore[arg-type]
+    )
+    assert [u.line[-1]["position"] for u in waiting] == [1, 2, 3, 4]
+    served_order: list[str] = []
+    for _ in range(4):
+        ending = next(u for u in users if u.agents() and u.participant.room.isconnected())
+        await ending.participant.leave()
+        users.remove(ending)
+        await waiting[0].participant.wait_for(
+            lambda: any(u.agents() for u in waiting if u.participant.identity not in served_order),
+            timeout=30,
+            what="the next room in line to get an agent",
+        )
+        nxt = next(u for u in waiting if u.agents() and u.participant.identity not in served_order)
+        served_order.append(nxt.participant.identity)
+        await nxt.participant.wait_for(
+            lambda nxt=nxt: greeted(nxt), timeout=20, what="its greeting"
+        )
+    assert served_order == [u.participant.identity for u in waiting]
+    for u in users:
+        assert u.most_agents == 1

@@ -1,12 +1,14 @@
 """The token service over HTTP (FastAPI's TestClient), plus a bounded schemathesis fuzz run."""
 
 import datetime as dt
+import http.server
 import json
 import logging
 import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -535,3 +537,58 @@ def test_serve_refuses_missing_configuration_with_exit_2(tmp_path: Path) -> None
     assert result.returncode == 2
     assert "configuration error" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+# --- the line of rooms waiting for an agent -------------------------------------------
+
+
+class _Line(http.server.BaseHTTPRequestHandler):
+    waiting: Any = 0
+
+    def do_GET(self) -> None:
+        body = json.dumps({"waiting": type(self).waiting}).encode()
+        self.send_response(200 if self.path == "/line" else 404)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *_args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def dispatcher_url() -> Iterator[str]:
+    """A stand-in for the dispatcher's `GET /line` on a free loopback port."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Line)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_full_line_is_503_with_retry_after(catalog: CharacterSet, dispatcher_url: str) -> None:
+    settings = make_settings(token_dispatcher_url=dispatcher_url, token_max_line=2)
+    with TestClient(create_app(settings, catalog)) as c:
+        _Line.waiting = 1
+        assert c.post("/v1/token", headers=AUTH, json={}).status_code == 200
+        _Line.waiting = 2
+        refused = c.post("/v1/token", headers=AUTH, json={})
+        assert refused.status_code == 503
+        assert refused.headers["Retry-After"] == "30"
+        assert "2 people are waiting" in detail_text(refused)
+        assert 'reason="line_full"' in c.get("/metrics").text
+        # Nonsense from the dispatcher never blocks tokens.
+        _Line.waiting = "many"
+        assert c.post("/v1/token", headers=AUTH, json={}).status_code == 200
+
+
+def test_an_unreachable_dispatcher_does_not_block_tokens(catalog: CharacterSet) -> None:
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    settings = make_settings(token_dispatcher_url=f"http://127.0.0.1:{port}", token_max_line=0)
+    with TestClient(create_app(settings, catalog)) as c:
+        assert c.post("/v1/token", headers=AUTH, json={}).status_code == 200

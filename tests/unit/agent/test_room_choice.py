@@ -222,3 +222,16 @@ def test_never_raises_and_always_resolves_to_an_offered_choice(metadata: str | b
         assert choice.subject in character.subjects and choice.level in character.levels
     else:
         assert choice.subject is None and choice.level is None
+
+
+def test_the_agent_publishes_what_it_replaced(characters: CharacterSet) -> None:
+    from agent.ops.dispatch import CHARACTER_ATTRIBUTE, WARNING_ATTRIBUTE, played
+
+    problems: list[str] = []
+    choice = parse_room_metadata(_meta(character="pirate"), characters, problems)
+    attributes = played(choice, problems)
+    assert attributes[CHARACTER_ATTRIBUTE] == choice.character_id
+    assert "unknown character 'pirate'" in attributes[WARNING_ATTRIBUTE]
+    good: list[str] = []
+    assert WARNING_ATTRIBUTE not in played(parse_room_metadata(None, characters, good), good)
+    assert good == []
