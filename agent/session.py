@@ -14,7 +14,7 @@ from agent.conversation.agent import ConversationOptions, KyutaiAgent
 from agent.conversation.prompt import build_system_prompt, greeting_instruction
 from agent.conversation.tools import SessionState, tools_for
 from agent.interruptions import Interruptions
-from agent.interruptions.turn_mode import TurnMode
+from agent.interruptions.turn_mode import FRAME_S, TurnMode
 from agent.llm_client import build_llm, normalize_base_url, resolve_model
 from agent.log import logger
 from agent.settings import AgentSettings
@@ -23,6 +23,7 @@ from catalog.dispatch import Problem, RoomChoice, Selection, lenient, warning
 from catalog.prompt_data import PromptData
 
 INPUT_FRAME_MS = 20
+CLOSE_MARGIN_S = 0.3
 # Between two connection attempts to an unreachable Kyutai server (LiveKit's default interval).
 RECONNECT_INTERVAL_S = 2.0
 
@@ -56,6 +57,12 @@ def parse_room_metadata(
 
     selection = Selection.from_metadata(metadata, characters, on_problem)
     return RoomChoice.of(selection, characters)
+
+
+def close_transcript_s(turns: TurnMode) -> float:
+    """Time for the STT to flush the last words out at the end of a session (its frames at
+    12.5 per second, plus a margin), at most LiveKit's 2 s."""
+    return min(2.0, turns.flush_frames * FRAME_S + CLOSE_MARGIN_S)
 
 
 def load_vad(settings: AgentSettings) -> vad.VAD:
@@ -113,6 +120,10 @@ async def build_session(
         # make the agent deaf to barge-in for its first seconds of speech.
         aec_warmup_duration=None,
         use_tts_aligned_transcript=True,
+        # On close (the user left), wait for the last words only as long as the STT takes to
+        # bring them out (its delay): LiveKit's 2 s would hold the slots, and keep the next
+        # room in line waiting, for nothing.
+        session_close_transcript_timeout=close_transcript_s(turns),
         conn_options=SessionConnectOptions(
             stt_conn_options=outage_options(models.model_outage_s),
             tts_conn_options=outage_options(models.model_outage_s),

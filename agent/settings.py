@@ -170,7 +170,7 @@ class AgentSettings(BaseSettings):
         validation_alias="AGENT_CAPACITY_METRICS_URL",
     )
     capacity_poll_interval_s: float = Field(
-        1.0,
+        0.5,
         gt=0,
         le=60,
         description="seconds between two reads of the inference servers' slot gauges",

@@ -26,6 +26,7 @@ _background: set[asyncio.Task[object]] = set()  # held so the loop does not drop
 
 def build_server(settings: AgentSettings) -> AgentServer:
     """An AgentServer that registers for explicit dispatch under `settings.agent_name`."""
+    load = make_load_fnc(settings)
     server = AgentServer(
         ws_url=settings.livekit_url,
         api_key=settings.livekit_api_key,
@@ -37,7 +38,7 @@ def build_server(settings: AgentSettings) -> AgentServer:
         prometheus_port=settings.prometheus_port,
         num_idle_processes=settings.num_idle_processes,
         load_threshold=full_load(settings),
-        load_fnc=make_load_fnc(settings),
+        load_fnc=load,
         drain_timeout=settings.drain_timeout_s,
         setup_fnc=prewarm,
     )
@@ -55,11 +56,15 @@ def build_server(settings: AgentSettings) -> AgentServer:
         _background.add(task)
         task.add_done_callback(_background.discard)
 
+    def on_started() -> None:
+        start_health_view()
+        load.report_freed_slots(server)
+
     def on_registered(worker_id: str, _server_info: object) -> None:
         registration[:] = [worker_id]
         logger.info("registered with LiveKit as %s (agent %s)", worker_id, settings.agent_name)
 
-    server.on("worker_started", start_health_view)
+    server.on("worker_started", on_started)
     server.on("worker_registered", on_registered)
     return server
 

@@ -56,11 +56,15 @@ def start_livekit_server(
     config: dict[str, object] = {
         "port": port,
         "bind_addresses": ["127.0.0.1"],
+        # As livekit.yaml (the dev stack): media over UDP on the loopback interface only (the
+        # ICE-over-TCP port would listen on every interface).
         "rtc": {
-            "tcp_port": free_port(),
+            "tcp_port": 0,
             "udp_port": free_port(socket.SOCK_DGRAM),
             "use_external_ip": False,
             "node_ip": "127.0.0.1",
+            "enable_loopback_candidate": True,
+            "interfaces": {"includes": ["lo"]},
         },
         "keys": {api_key: secret},
         "room": {"empty_timeout": 20, "departure_timeout": 5},

@@ -64,7 +64,7 @@ $(tail -n 20 "$LOG_DIR/$name.log")"
 export LIVEKIT_URL="ws://127.0.0.1:7880" LIVEKIT_API_KEY="devkey" LIVEKIT_API_SECRET="secret"
 export KYUTAI_DEV_MODE=1 NO_TORCH_COMPILE="${NO_TORCH_COMPILE:-1}"
 INFERENCE_PORT="${INFERENCE_PORT:-8089}" TOKENS_PORT="${TOKENS_PORT:-8090}"
-export AGENT_HTTP_PORT="${AGENT_HTTP_PORT:-8081}"
+export AGENT_HTTP_PORT="${AGENT_HTTP_PORT:-8081}" AGENT_HTTP_HOST="${AGENT_HTTP_HOST:-127.0.0.1}"
 
 start livekit-server "$LIVEKIT_SERVER" --dev --config livekit.yaml
 wait_http livekit-server "http://127.0.0.1:7880" 30

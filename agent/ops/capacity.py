@@ -13,6 +13,7 @@ the network and never raises. An unreachable inference server counts as full.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import threading
 import time
@@ -211,33 +212,68 @@ class InferenceCapacity:
             self._stop.wait(self._interval_s)
 
 
-def make_load_fnc(settings: Any) -> Callable[[Any], float]:
+class WorkerLoad:
     """The `load_fnc` for AgentServer: jobs/max_jobs, and the inference servers' slots when
     `settings.capacity_from_inference` (AGENT_CAPACITY_FROM_INFERENCE) is on; scaled to
     `SERVER_TARGET_LOAD` (full = `full_load(settings)`)."""
-    max_jobs: int = settings.max_jobs
-    capacity: InferenceCapacity | None = None
-    if settings.capacity_from_inference:
-        override = [u.strip() for u in (settings.capacity_metrics_url or "").split(",")]
-        override = [u for u in override if u]
-        capacity = InferenceCapacity(
-            {
-                "stt": override or list(settings.stt_urls),
-                "tts": override or list(settings.tts_urls),
-            },
-            interval_s=settings.capacity_poll_interval_s,
-        )
 
-    def load_fnc(server: Any) -> float:
+    def __init__(self, settings: Any) -> None:
+        self.max_jobs: int = settings.max_jobs
+        self.capacity: InferenceCapacity | None = None
+        if settings.capacity_from_inference:
+            override = [u.strip() for u in (settings.capacity_metrics_url or "").split(",")]
+            override = [u for u in override if u]
+            self.capacity = InferenceCapacity(
+                {
+                    "stt": override or list(settings.stt_urls),
+                    "tts": override or list(settings.tts_urls),
+                },
+                interval_s=settings.capacity_poll_interval_s,
+            )
+
+    def __call__(self, server: Any) -> float:
         try:
             active = len(server.active_jobs)
-            fraction = worker_load(active, max_jobs, capacity.slots() if capacity else None)
-            return SERVER_TARGET_LOAD * fraction
+            slots = self.capacity.slots() if self.capacity else None
+            return SERVER_TARGET_LOAD * worker_load(active, self.max_jobs, slots)
         except Exception:  # the framework must always get an answer
             logger.exception("computing the worker load failed; reporting full")
             return SERVER_TARGET_LOAD
 
-    return load_fnc
+    def report_freed_slots(self, server: Any) -> None:
+        """When a job process ends, tell LiveKit at once that this worker has room again.
+
+        LiveKit's AgentServer sends its status every 2.5 s (UPDATE_STATUS_INTERVAL), and the
+        server offers no room to a worker it believes full: the next room in line would wait
+        that long for nothing. This uses the framework's private `_proc_pool` and
+        `_update_worker_status` (livekit-agents 1.8.9); without them it does nothing."""
+        pool = getattr(server, "_proc_pool", None)
+        update = getattr(server, "_update_worker_status", None)
+        if pool is None or update is None or not hasattr(server, "_worker_load"):
+            logger.warning("this livekit-agents has no job-end hook: freed slots wait 2.5 s")
+            return
+        loop = asyncio.get_running_loop()
+        pending: set[asyncio.Task[None]] = set()
+
+        async def report() -> None:
+            try:
+                if self.capacity is not None:
+                    await asyncio.to_thread(self.capacity.refresh)  # the job's sockets closed
+                server._worker_load = await loop.run_in_executor(None, self, server)
+                await update()
+            except Exception:  # the periodic status still goes out
+                logger.exception("reporting the freed slot failed")
+
+        def on_closed(_proc: object) -> None:
+            task = loop.create_task(report())
+            pending.add(task)
+            task.add_done_callback(pending.discard)
+
+        pool.on("process_closed", on_closed)
+
+
+def make_load_fnc(settings: Any) -> WorkerLoad:
+    return WorkerLoad(settings)
 
 
 def full_load(settings: Any) -> float:

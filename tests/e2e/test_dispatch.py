@@ -25,7 +25,8 @@ from harness.livekit_server import ROOT, LiveKitServer, start_livekit_server
 from harness.participant import TestParticipant
 from harness.ports import free_port
 from harness.procs import ManagedProcess, http_ok, spawn, wait_until
-from harness.stub_llm import StubLLM
+from harness.speech import speech_wav
+from harness.stub_llm import Reply, StubLLM
 from harness.worker import WorkerHandle, start_worker, tiny_stack_env
 
 pytestmark = pytest.mark.e2e
@@ -206,6 +207,7 @@ async def test_a_room_waits_for_a_busy_worker_and_is_served_when_it_frees(
     stack: Stack, join: Callable[..., object], stub_llm: StubLLM
 ) -> None:
     stack.start_worker("worker-dispatch-one", AGENT_MAX_JOBS="1")
+    stub_llm.push(Reply(text="Hello there."), Reply(text="Thanks for the chat, goodbye!"))
     first: User = await join(room("first"), "first")  # type: ignore[misc]
     await first.participant.wait_for_greeting(agent_timeout=15)
     second: User = await join(room("second"), "second")  # type: ignore[misc]
@@ -215,12 +217,22 @@ async def test_a_room_waits_for_a_busy_worker_and_is_served_when_it_frees(
         what="word that the room is first in line",
     )
     assert not second.agents()
-    await first.participant.leave()
-    left = time.monotonic()
+    # The first conversation ends with the agent's goodbye: it leaves the first room (whose
+    # person stays), and the second room, next in line, gets the agent.
+    await first.participant.say(speech_wav("That is all I wanted to know."))
+    await first.participant.wait_for(
+        lambda: first.participant.agent_left, timeout=30, what="the agent to say goodbye and leave"
+    )
+    ended = time.monotonic()
     await second.participant.wait_for(lambda: bool(second.agents()), timeout=20, what="the agent")
-    print(f"second room got the agent {time.monotonic() - left:.2f}s after the first ended")
+    print(f"second room got the agent {time.monotonic() - ended:.2f}s after the first ended")
     await second.participant.wait_for_greeting(agent_timeout=15)
     assert second.most_agents == 1
+    # A conversation that ended on purpose is not given another agent.
+    assert not first.agents() and first.most_agents == 1
+    assert f"{first.participant.room.name} has no agent" not in stack.dispatchers[0].log_tail(
+        1_000_000
+    )
 
 
 @BOTH

@@ -60,3 +60,13 @@ def test_model_outage_budget_becomes_reconnect_attempts() -> None:
     assert sixty.retry_interval == RECONNECT_INTERVAL_S
     assert outage_options(0.0).max_retry == 0
     assert outage_options(61.0).max_retry == 31
+
+
+def test_a_closing_session_waits_for_the_last_words_as_long_as_the_stt_needs() -> None:
+    from agent.interruptions.turn_mode import SttModel, choose_turn_mode
+    from agent.session import close_transcript_s
+
+    fast = choose_turn_mode("stt", SttModel(pause_heads=True, delay_s=0.5))
+    assert close_transcript_s(fast) < 1.0  # 8 frames + margin
+    slow = choose_turn_mode("stt", SttModel(pause_heads=False, delay_s=2.5))
+    assert close_transcript_s(slow) == 2.0  # never longer than LiveKit's own bound

@@ -189,3 +189,28 @@ def test_the_reported_load_stays_under_livekit_servers_target_until_full() -> No
     load_fnc = make_load_fnc(settings)
     assert load_fnc(SimpleNamespace(active_jobs=[1, 2, 3])) < SERVER_TARGET_LOAD
     assert load_fnc(SimpleNamespace(active_jobs=[1, 2, 3, 4])) >= full_load(settings)
+
+
+async def test_a_finished_job_is_reported_to_livekit_at_once() -> None:
+    from livekit.agents.utils import EventEmitter
+
+    settings = AgentSettings(AGENT_MAX_JOBS=2, AGENT_CAPACITY_FROM_INFERENCE=False)
+    load = make_load_fnc(settings)
+    reported = asyncio.Event()
+
+    class FakeServer:
+        def __init__(self) -> None:
+            self._proc_pool: EventEmitter[str] = EventEmitter()
+            self._worker_load = load(SimpleNamespace(active_jobs=[1, 2]))
+            self.active_jobs = [1, 2]
+
+        async def _update_worker_status(self) -> None:
+            reported.set()
+
+    server = FakeServer()
+    assert server._worker_load == full_load(settings)
+    load.report_freed_slots(server)
+    server.active_jobs = [1]
+    server._proc_pool.emit("process_closed", object())
+    await asyncio.wait_for(reported.wait(), 5)
+    assert server._worker_load == pytest.approx(0.5 * SERVER_TARGET_LOAD)
