@@ -393,3 +393,67 @@ async def test_widget_with_agent_worker(
         assert any(c["speaker"] == "agent" and c["final"] and c["who"] != "You" for c in captions)
         assert result["checks"]["mouth"]["max"] >= 0.3
     assert code == 0, worker.process.log_tail()
+
+
+# --- every tutor busy: the line -------------------------------------------------------------------
+
+
+@pytest.mark.usefixtures("stub_llm")
+async def test_widget_shows_its_place_in_line_then_starts_by_itself(
+    token_service: TokenService,
+    livekit_server: LiveKitServer,
+    artifacts_dir: Path,
+    agent_env: dict[str, str],
+    make_participant: Any,
+) -> None:
+    """One worker with one conversation slot, taken by someone else: the page says it is next
+    in line (screenshot), and the conversation starts when that slot frees (screenshot)."""
+    logs = artifacts_dir / "logs"
+    worker = start_worker(
+        livekit_server, logs, name="worker-widget-line", env={**agent_env, "AGENT_MAX_JOBS": "1"}
+    )
+    port = free_port()
+    dispatcher = spawn(
+        "dispatcher-widget",
+        [sys.executable, "-m", "dispatcher", "--host", "127.0.0.1", "--port", str(port)],
+        logs,
+        env={
+            "LIVEKIT_URL": livekit_server.url,
+            "LIVEKIT_API_KEY": livekit_server.api_key,
+            "LIVEKIT_API_SECRET": livekit_server.api_secret,
+            "DISPATCHER_POLL_S": "1",
+        },
+        cwd=ROOT,
+    )
+    run: BrowserRun | None = None
+    try:
+        wait_until(lambda: http_ok(f"http://127.0.0.1:{port}/"), timeout=30, what="the dispatcher")
+        busy = await make_participant(
+            f"busy-{free_port()}", "someone-else", dispatch_agent="kyutai-agent"
+        )
+        await busy.wait_for_greeting(agent_timeout=20)
+        run = await BrowserRun.start(
+            **_base_config(
+                token_service,
+                artifacts_dir,
+                screenshot=str(artifacts_dir / "widget-line-served.png"),
+                lineScreenshot=str(artifacts_dir / "widget-line-waiting.png"),
+                expectLine=True,
+                expectAgent=True,
+            )
+        )
+        waiting = await run.until("waiting", timeout=BROWSER_TIMEOUT_S)
+        assert "next in line" in waiting["message"], waiting
+        await busy.leave()  # the slot frees: the page's room is next
+        result = await run.until("result", timeout=BROWSER_TIMEOUT_S)
+    finally:
+        if run is not None:
+            await run.kill()
+        dispatcher.stop()
+        code = worker.stop()
+    _check_common(result)
+    assert "next in line" in result["checks"]["line"]
+    assert result["checks"]["agentState"] in ("initializing", "listening", "thinking", "speaking")
+    assert (artifacts_dir / "widget-line-waiting.png").stat().st_size > 10_000
+    assert (artifacts_dir / "widget-line-served.png").stat().st_size > 10_000
+    assert code == 0, worker.process.log_tail()

@@ -23,6 +23,8 @@ const config = {
   expectMouth: false, // the mouth moves while the agent speaks
   expectEmotion: null, // a kyutai.emotion the face must show
   denyMicrophone: false, // no fake permission UI: the widget must explain the refusal
+  expectLine: false, // every tutor is busy: the widget shows its place in line first
+  lineScreenshot: null, // where to save a screenshot of that
   timeoutMs: 60_000,
   ...JSON.parse(process.argv[2] ?? '{}'),
 };
@@ -162,6 +164,16 @@ async function main() {
       const face = document.querySelector('.kyutai-widget').shadowRoot.querySelector('.kw-face');
       setInterval(() => window.__kwMouth.push(Number(face.getAttribute('data-mouth-open'))), 50);
     });
+
+    if (config.expectLine) {
+      const s = await waitFor('the place in line', (x) => /in line/.test(x.message) && x.state === 'waiting');
+      result.checks.line = s.message;
+      if (config.lineScreenshot) {
+        mkdirSync(dirname(config.lineScreenshot), { recursive: true });
+        await page.screenshot({ path: config.lineScreenshot, fullPage: true });
+      }
+      emit('waiting', { message: s.message });
+    }
 
     if (config.expectAgent) {
       const s = await waitFor('the agent (lk.agent.state)', (x) => ['initializing', 'listening', 'thinking', 'speaking'].includes(x.state));
