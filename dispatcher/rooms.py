@@ -189,12 +189,12 @@ class Rounds:
         logger.warning(
             "room %s: no agent after %.0fs in line, giving up", action.room, action.waited_s
         )
-        await self._send(action.room, line_message("given_up", waited_s=round(action.waited_s)))
-        for dispatch_id in action.dispatches:
+        for dispatch_id in action.dispatches:  # first: once told, no agent turns up
             try:
                 await self.lkapi.agent_dispatch.delete_dispatch(dispatch_id, action.room)
             except api.TwirpError:
                 pass
+        await self._send(action.room, line_message("given_up", waited_s=round(action.waited_s)))
 
     async def _send(self, room: str, data: bytes) -> None:
         await self.lkapi.room.send_data(

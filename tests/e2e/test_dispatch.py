@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import sys
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -56,7 +57,7 @@ class Stack:
 
 
 def start_dispatcher(
-    livekit: LiveKitServer, log_dir: Path, name: str, port: int, poll_s: float
+    livekit: LiveKitServer, log_dir: Path, name: str, port: int, poll_s: float, **extra: str
 ) -> ManagedProcess:
     process = spawn(
         name,
@@ -69,6 +70,7 @@ def start_dispatcher(
             "LIVEKIT_AGENT_NAME": AGENT,
             "DISPATCHER_POLL_S": str(poll_s),
             "PYTHONUNBUFFERED": "1",
+            **extra,
         },
         cwd=ROOT,
     )
@@ -245,10 +247,10 @@ async def test_two_dispatchers_and_a_worker_restart_never_put_two_agents_in_a_ro
     )
     worker = stack.start_worker("worker-dispatch-restart", AGENT_MAX_JOBS="2")
     users: list[User] = [await join(room(f"pair{i}"), f"user{i}") for i in range(3)]  # type: ignore[misc]
-    # Two rooms get the agent, the third waits; then the worker restarts (drained: SIGTERM).
+    # Two rooms get the agent, the third waits; then the worker is killed and started again.
     await users[0].participant.wait_for(lambda: bool(users[0].agents()), timeout=20, what="agent 1")
     await users[1].participant.wait_for(lambda: bool(users[1].agents()), timeout=20, what="agent 2")
-    worker.process.stop(timeout=5)
+    worker.process.stop(sig=signal.SIGKILL)
     stack.workers.remove(worker)
     stack.start_worker("worker-dispatch-restarted", AGENT_MAX_JOBS="3")
     for user in users:
@@ -302,6 +304,54 @@ async def test_an_agent_dispatched_into_an_empty_room_holds_no_slot_until_a_pers
     await user.participant.wait_for_greeting(agent_timeout=15)
     assert open_slots(stack.node)["stt"] == before["stt"] + 1
     assert user.most_agents == 1
+
+
+async def test_an_agent_leaves_an_empty_room_nobody_comes_to(stack: Stack) -> None:
+    from livekit import api
+
+    worker = stack.start_worker("worker-dispatch-nobody", AGENT_EMPTY_ROOM_S="2")
+    name = room("nobody")
+    async with api.LiveKitAPI(
+        stack.livekit.http_url, stack.livekit.api_key, stack.livekit.api_secret
+    ) as lkapi:
+        await lkapi.room.create_room(api.CreateRoomRequest(name=name, empty_timeout=60))
+        await lkapi.agent_dispatch.create_dispatch(
+            api.CreateAgentDispatchRequest(agent_name=AGENT, room=name)
+        )
+    wait_until(
+        lambda: f"room {name}: nobody came within 2s, leaving" in worker.process.log_tail(400_000),
+        timeout=30,
+        what="the agent to give up on the empty room",
+        process=worker.process,
+    )
+
+
+async def test_a_room_that_waits_too_long_is_told_and_given_up(
+    stack: Stack, join: Callable[..., object], artifacts_dir: Path
+) -> None:
+    from livekit import api
+
+    impatient = start_dispatcher(
+        stack.livekit,
+        artifacts_dir / "logs",
+        "dispatcher-impatient",
+        free_port(),
+        1.0,
+        DISPATCHER_GIVE_UP_S="3",
+    )
+    stack.dispatchers.append(impatient)
+    user: User = await join(room("nobody-free"))  # type: ignore[misc]  # no worker at all
+    await user.participant.wait_for(
+        lambda: any(m.get("state") == "given_up" for m in user.line),
+        timeout=20,
+        what="word that no agent will come",
+    )
+    async with api.LiveKitAPI(
+        stack.livekit.http_url, stack.livekit.api_key, stack.livekit.api_secret
+    ) as lkapi:
+        left = await lkapi.agent_dispatch.list_dispatch(room_name=user.participant.room.name)
+    assert [d for d in left if d.agent_name == AGENT] == []  # no agent turns up later
+    assert "giving up" in impatient.log_tail(100_000)
 
 
 async def test_a_burst_of_eight_rooms_on_four_slots(
