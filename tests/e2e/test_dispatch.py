@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
-import sys
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
@@ -20,12 +19,13 @@ from pathlib import Path
 import pytest
 from livekit import rtc
 
+from harness.dispatcher import start_dispatcher
 from harness.inference_server import InferenceServer, start_inference_server
 from harness.join_token import make_token
 from harness.livekit_server import ROOT, LiveKitServer, start_livekit_server
 from harness.participant import TestParticipant
 from harness.ports import free_port
-from harness.procs import ManagedProcess, http_ok, spawn, wait_until
+from harness.procs import ManagedProcess, wait_until
 from harness.speech import speech_wav
 from harness.stub_llm import Reply, StubLLM
 from harness.worker import WorkerHandle, start_worker, tiny_stack_env
@@ -54,28 +54,6 @@ class Stack:
         )
         self.workers.append(worker)
         return worker
-
-
-def start_dispatcher(
-    livekit: LiveKitServer, log_dir: Path, name: str, port: int, poll_s: float, **extra: str
-) -> ManagedProcess:
-    process = spawn(
-        name,
-        [sys.executable, "-m", "dispatcher", "--host", "127.0.0.1", "--port", str(port)],
-        log_dir,
-        env={
-            "LIVEKIT_URL": livekit.url,
-            "LIVEKIT_API_KEY": livekit.api_key,
-            "LIVEKIT_API_SECRET": livekit.api_secret,
-            "LIVEKIT_AGENT_NAME": AGENT,
-            "DISPATCHER_POLL_S": str(poll_s),
-            "PYTHONUNBUFFERED": "1",
-            **extra,
-        },
-        cwd=ROOT,
-    )
-    wait_until(lambda: http_ok(f"http://127.0.0.1:{port}/"), timeout=30, what=name, process=process)
-    return process
 
 
 @pytest.fixture(scope="module")
@@ -117,7 +95,12 @@ def stack(
     try:
         stack.dispatchers.append(
             start_dispatcher(
-                livekit, log_dir, f"dispatcher-{mode}", port, 30.0 if webhooks else 2.0
+                livekit,
+                log_dir,
+                f"dispatcher-{mode}",
+                port,
+                agent_name=AGENT,
+                poll_s=30.0 if webhooks else 2.0,
             )
         )
         yield stack
@@ -243,7 +226,14 @@ async def test_two_dispatchers_and_a_worker_restart_never_put_two_agents_in_a_ro
 ) -> None:
     port = free_port()
     stack.dispatchers.append(
-        start_dispatcher(stack.livekit, artifacts_dir / "logs", "dispatcher-replica", port, 1.0)
+        start_dispatcher(
+            stack.livekit,
+            artifacts_dir / "logs",
+            "dispatcher-replica",
+            port,
+            agent_name=AGENT,
+            poll_s=1.0,
+        )
     )
     worker = stack.start_worker("worker-dispatch-restart", AGENT_MAX_JOBS="2")
     users: list[User] = [await join(room(f"pair{i}"), f"user{i}") for i in range(3)]  # type: ignore[misc]
@@ -336,7 +326,8 @@ async def test_a_room_that_waits_too_long_is_told_and_given_up(
         artifacts_dir / "logs",
         "dispatcher-impatient",
         free_port(),
-        1.0,
+        agent_name=AGENT,
+        poll_s=1.0,
         DISPATCHER_GIVE_UP_S="3",
     )
     stack.dispatchers.append(impatient)

@@ -23,6 +23,7 @@ from typing import Any
 
 import pytest
 
+from harness.dispatcher import start_dispatcher
 from harness.join_token import make_token
 from harness.livekit_server import ROOT, LiveKitServer, start_livekit_server
 from harness.participant import TestParticipant
@@ -118,33 +119,7 @@ def stack(artifacts_dir: Path, stub_llm_server: StubLLM) -> Iterator[Stack]:
     failover: ManagedProcess | None = None
     try:
         inference.start()
-        creds = {
-            "LIVEKIT_URL": livekit.url,
-            "LIVEKIT_API_KEY": livekit.api_key,
-            "LIVEKIT_API_SECRET": livekit.api_secret,
-            "PYTHONUNBUFFERED": "1",
-        }
-        failover = spawn(
-            "failover",
-            [
-                sys.executable,
-                "-m",
-                "dispatcher",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(failover_port),
-            ],
-            logs,
-            env=creds,
-            cwd=ROOT,
-        )
-        wait_until(
-            lambda: http_ok(f"http://127.0.0.1:{failover_port}/"),
-            timeout=30,
-            what="the dispatcher",
-            process=failover,
-        )
+        failover = start_dispatcher(livekit, logs, "failover", failover_port)
         for name in ("worker-faults-1", "worker-faults-2"):
             env = {
                 "KYUTAI_STT_URL": inference.url,

@@ -30,6 +30,7 @@ from typing import Any
 
 import pytest
 
+from harness.dispatcher import start_dispatcher
 from harness.join_token import make_token
 from harness.livekit_server import ROOT, LiveKitServer
 from harness.participant import TestParticipant
@@ -412,22 +413,9 @@ async def test_widget_shows_its_place_in_line_then_starts_by_itself(
     worker = start_worker(
         livekit_server, logs, name="worker-widget-line", env={**agent_env, "AGENT_MAX_JOBS": "1"}
     )
-    port = free_port()
-    dispatcher = spawn(
-        "dispatcher-widget",
-        [sys.executable, "-m", "dispatcher", "--host", "127.0.0.1", "--port", str(port)],
-        logs,
-        env={
-            "LIVEKIT_URL": livekit_server.url,
-            "LIVEKIT_API_KEY": livekit_server.api_key,
-            "LIVEKIT_API_SECRET": livekit_server.api_secret,
-            "DISPATCHER_POLL_S": "1",
-        },
-        cwd=ROOT,
-    )
+    dispatcher = start_dispatcher(livekit_server, logs, "dispatcher-widget", free_port(), poll_s=1)
     run: BrowserRun | None = None
     try:
-        wait_until(lambda: http_ok(f"http://127.0.0.1:{port}/"), timeout=30, what="the dispatcher")
         busy = await make_participant(
             f"busy-{free_port()}", "someone-else", dispatch_agent="kyutai-agent"
         )
