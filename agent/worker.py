@@ -115,14 +115,14 @@ async def entrypoint(ctx: JobContext) -> None:
         choice.level,
     )
     await ctx.connect(auto_subscribe=AutoSubscribe.AUDIO_ONLY)
-    # What the agent plays, and what it replaced in the dispatch metadata: visible to the room
-    # (and to the dispatcher, which logs it), not only in this worker's log.
-    await ctx.room.local_participant.set_attributes(dispatch.played(choice, problems))
     other = dispatch.other_agent(ctx.room, settings.agent_name)
     if other is not None:
         logger.warning("room %s already has agent %s: leaving it to that one", ctx.room.name, other)
         ctx.shutdown(reason="another agent is in the room")
         return
+    # What the agent plays, and what it replaced in the dispatch metadata: visible to the room
+    # (and to the dispatcher, which logs it), not only in this worker's log.
+    await ctx.room.local_participant.set_attributes(dispatch.played(choice, problems))
     # No STT/TTS slot is held before a person is there to talk to.
     if not await dispatch.wait_for_person(ctx, settings.empty_room_s):
         logger.info(

@@ -25,6 +25,8 @@ AGENT_NAME_ATTRIBUTE = "lk.agent.name"
 WARNING_ATTRIBUTE = "kyutai.dispatch_warning"
 # Data messages to the room about its place in the line (the widget shows them).
 LINE_TOPIC = "kyutai.line"
+# Someone an agent can talk to: a browser or app, or a phone caller.
+PEOPLE = (models.ParticipantInfo.Kind.STANDARD, models.ParticipantInfo.Kind.SIP)
 TELL_EVERY_S = 3.0  # a late joiner learns its place within this; a change is sent at once
 FOLLOW_UP_S = 0.3  # after a dispatch: did a worker take it?
 WAITING_POLL_S = 0.5  # while rooms wait, workers may free up (or register) at any moment
@@ -45,7 +47,7 @@ def room_view(
 ) -> RoomView:
     return RoomView(
         name=name,
-        people=sum(1 for p in participants if p.kind == models.ParticipantInfo.Kind.STANDARD),
+        people=sum(1 for p in participants if p.kind in PEOPLE),
         agent_present=any(is_our_agent(p, agent_name) for p in participants),
         dispatches=tuple(
             Dispatch(d.id, d.metadata, len(d.state.jobs))

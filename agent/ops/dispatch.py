@@ -51,11 +51,13 @@ def other_agent(room: rtc.Room, agent_name: str) -> str | None:
     return None
 
 
+PEOPLE = (rtc.ParticipantKind.PARTICIPANT_KIND_STANDARD, rtc.ParticipantKind.PARTICIPANT_KIND_SIP)
+
+
 def has_person(room: rtc.Room) -> bool:
-    return any(
-        p.kind != rtc.ParticipantKind.PARTICIPANT_KIND_AGENT
-        for p in room.remote_participants.values()
-    )
+    """Someone to talk to: a participant from a browser or app, or a phone caller (not an
+    agent, a recorder or an ingress)."""
+    return any(p.kind in PEOPLE for p in room.remote_participants.values())
 
 
 async def wait_for_person(ctx: JobContext, timeout_s: float) -> bool:

@@ -35,4 +35,6 @@ def test_other_agents_and_people_are_not_ours() -> None:
 
 def test_a_room_with_only_agents_has_no_person() -> None:
     assert not has_person(room(("agent-AJ_2", AGENT, {"lk.agent.name": "recorder"})))
+    assert not has_person(room(("egress", rtc.ParticipantKind.PARTICIPANT_KIND_EGRESS, {})))
     assert not has_person(room())
+    assert has_person(room(("caller", rtc.ParticipantKind.PARTICIPANT_KIND_SIP, {})))
