@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import replace
 
-from livekit.agents import AgentServer, AutoSubscribe, JobContext, JobProcess
+from livekit.agents import AgentServer, AutoSubscribe, JobContext, JobProcess, JobRequest
 
 from agent.events import SessionEvents
 from agent.interruptions import Interruptions
@@ -42,8 +42,19 @@ def build_server(settings: AgentSettings) -> AgentServer:
         drain_timeout=settings.drain_timeout_s,
         setup_fnc=prewarm,
     )
+
+    async def on_request(request: JobRequest) -> None:
+        # Counted against the load before the accept goes out: a burst of dispatches must
+        # not get more conversations than there are slots (see WorkerLoad.accepting).
+        load.accepting(request.id)
+        try:
+            await request.accept()
+        except BaseException:
+            load.not_accepted(request.id)
+            raise
+
     # Job processes are spawned: the entrypoint must be a module-level (picklable) function.
-    server.rtc_session(entrypoint, agent_name=settings.agent_name)
+    server.rtc_session(entrypoint, agent_name=settings.agent_name, on_request=on_request)
 
     registration: list[str] = []  # the worker id, once LiveKit has registered us
 

@@ -32,6 +32,8 @@ ENGINES = ("stt", "tts")
 # worker at 3 of 4 conversations (0.75) would never get its fourth. The load we report is our
 # fraction scaled to that target, and the worker calls itself full at the same point.
 SERVER_TARGET_LOAD = 0.7
+# An accepted job whose process never ran it (assignment lost) stops counting after this.
+ACCEPT_TTL_S = 60.0
 # Gauges of the inference server (inference/metrics.py).
 FREE_GAUGE = "kyutai_slots_free"
 OPEN_GAUGE = "kyutai_slots_open"
@@ -219,6 +221,8 @@ class WorkerLoad:
 
     def __init__(self, settings: Any) -> None:
         self.max_jobs: int = settings.max_jobs
+        self._accepting: dict[str, float] = {}  # job id -> when accepted
+        self._lock = threading.Lock()  # load_fnc runs in the framework's executor
         self.capacity: InferenceCapacity | None = None
         if settings.capacity_from_inference:
             override = [u.strip() for u in (settings.capacity_metrics_url or "").split(",")]
@@ -231,9 +235,32 @@ class WorkerLoad:
                 interval_s=settings.capacity_poll_interval_s,
             )
 
+    def accepting(self, job_id: str) -> None:
+        """A job this worker is accepting: it counts from now, not once its process runs.
+
+        LiveKit's AgentServer counts a job from when a process runs it (`active_jobs`); while a
+        process is still starting (seconds on a busy host) the job was invisible, and a burst
+        of dispatches got more conversations than there are slots."""
+        with self._lock:
+            self._accepting[job_id] = time.monotonic()
+
+    def not_accepted(self, job_id: str) -> None:
+        with self._lock:
+            self._accepting.pop(job_id, None)
+
+    def jobs(self, server: Any) -> int:
+        """Running jobs, and the ones accepted whose process is not running them yet."""
+        running = {info.job.id for info in server.active_jobs}
+        now = time.monotonic()
+        with self._lock:
+            for job_id, since in list(self._accepting.items()):
+                if job_id in running or now - since > ACCEPT_TTL_S:
+                    del self._accepting[job_id]
+            return len(running) + len(self._accepting)
+
     def __call__(self, server: Any) -> float:
         try:
-            active = len(server.active_jobs)
+            active = self.jobs(server)
             slots = self.capacity.slots() if self.capacity else None
             return SERVER_TARGET_LOAD * worker_load(active, self.max_jobs, slots)
         except Exception:  # the framework must always get an answer

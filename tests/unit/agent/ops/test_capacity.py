@@ -36,6 +36,11 @@ kyutai_step_seconds_bucket{engine="stt",le="0.001"} 0.0
 """
 
 
+def running(n: int) -> list[SimpleNamespace]:
+    """What AgentServer.active_jobs lists: one RunningJobInfo per job a process runs."""
+    return [SimpleNamespace(job=SimpleNamespace(id=f"AJ_{i}")) for i in range(n)]
+
+
 def test_job_load_is_the_fraction_of_the_budget() -> None:
     assert job_load(0, 4) == 0.0
     assert job_load(2, 4) == 0.5
@@ -161,7 +166,7 @@ async def test_load_fnc_reads_a_live_metrics_endpoint() -> None:
             AGENT_CAPACITY_POLL_S=0.05,
         )
         load_fnc = make_load_fnc(settings)
-        server = SimpleNamespace(active_jobs=[object()])
+        server = SimpleNamespace(active_jobs=running(1))
         loop = asyncio.get_running_loop()
         full = full_load(settings)
         assert full == SERVER_TARGET_LOAD  # AGENT_LOAD_THRESHOLD=1.0 on livekit-server's scale
@@ -178,7 +183,9 @@ async def test_load_fnc_reads_a_live_metrics_endpoint() -> None:
 def test_load_fnc_without_inference_counts_jobs_only() -> None:
     settings = AgentSettings(AGENT_MAX_JOBS=4, AGENT_CAPACITY_FROM_INFERENCE=False)
     load_fnc = make_load_fnc(settings)
-    assert load_fnc(SimpleNamespace(active_jobs=[1, 2])) == pytest.approx(0.5 * SERVER_TARGET_LOAD)
+    assert load_fnc(SimpleNamespace(active_jobs=running(2))) == pytest.approx(
+        0.5 * SERVER_TARGET_LOAD
+    )
     # A broken server object: full, never raises.
     assert load_fnc(SimpleNamespace()) == full_load(settings)
 
@@ -187,8 +194,8 @@ def test_the_reported_load_stays_under_livekit_servers_target_until_full() -> No
     # livekit-server offers jobs only below its target load (0.7): 3 of 4 must still get one.
     settings = AgentSettings(AGENT_MAX_JOBS=4, AGENT_CAPACITY_FROM_INFERENCE=False)
     load_fnc = make_load_fnc(settings)
-    assert load_fnc(SimpleNamespace(active_jobs=[1, 2, 3])) < SERVER_TARGET_LOAD
-    assert load_fnc(SimpleNamespace(active_jobs=[1, 2, 3, 4])) >= full_load(settings)
+    assert load_fnc(SimpleNamespace(active_jobs=running(3))) < SERVER_TARGET_LOAD
+    assert load_fnc(SimpleNamespace(active_jobs=running(4))) >= full_load(settings)
 
 
 async def test_a_finished_job_is_reported_to_livekit_at_once() -> None:
@@ -201,8 +208,8 @@ async def test_a_finished_job_is_reported_to_livekit_at_once() -> None:
     class FakeServer:
         def __init__(self) -> None:
             self._proc_pool: EventEmitter[str] = EventEmitter()
-            self._worker_load = load(SimpleNamespace(active_jobs=[1, 2]))
-            self.active_jobs = [1, 2]
+            self._worker_load = load(SimpleNamespace(active_jobs=running(2)))
+            self.active_jobs = running(2)
 
         async def _update_worker_status(self) -> None:
             reported.set()
@@ -210,7 +217,22 @@ async def test_a_finished_job_is_reported_to_livekit_at_once() -> None:
     server = FakeServer()
     assert server._worker_load == full_load(settings)
     load.report_freed_slots(server)
-    server.active_jobs = [1]
+    server.active_jobs = running(1)
     server._proc_pool.emit("process_closed", object())
     await asyncio.wait_for(reported.wait(), 5)
     assert server._worker_load == pytest.approx(0.5 * SERVER_TARGET_LOAD)
+
+
+def test_jobs_being_accepted_count_before_their_process_runs_them() -> None:
+    settings = AgentSettings(AGENT_MAX_JOBS=4, AGENT_CAPACITY_FROM_INFERENCE=False)
+    load = make_load_fnc(settings)
+    server = SimpleNamespace(active_jobs=running(2))
+    load.accepting("AJ_new1")
+    load.accepting("AJ_new2")
+    assert load.jobs(server) == 4
+    assert load(server) >= full_load(settings)  # a burst stops at the budget
+    # Once a process runs one, it is counted there (not twice); a refused one stops counting.
+    server.active_jobs = [*running(2), SimpleNamespace(job=SimpleNamespace(id="AJ_new1"))]
+    assert load.jobs(server) == 4
+    load.not_accepted("AJ_new2")
+    assert load.jobs(server) == 3
