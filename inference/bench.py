@@ -17,6 +17,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from inference.warmup import warm_engine
+
 FRAME_S = 0.08
 TEXT = "the quick brown fox jumps over the lazy dog and keeps on running far away"
 
@@ -69,6 +71,7 @@ def bench_stt(profile: Any, bs: int, device: str, seconds: float) -> dict[str, A
     from inference.stt_engine import SttEngine
 
     engine = SttEngine(profile, batch_size=bs, device=device, metrics=Metrics())
+    warm_engine(engine)
     loop = asyncio.new_event_loop()
     rng = np.random.default_rng(0)
     frames = int(seconds / FRAME_S)
@@ -79,7 +82,7 @@ def bench_stt(profile: Any, bs: int, device: str, seconds: float) -> dict[str, A
         s.emit = _emitter(s)  # type: ignore[method-assign]
         s.push_audio((0.1 * rng.standard_normal(frames * 1920)).astype(np.float32))
         sessions.append(s)
-    _sync_steps(engine, 3)  # warm-up (lead frames + first steps)
+    _sync_steps(engine, 1)  # the lead frame
     _sync(device)
     model0 = engine.model_time_total
     n, dt = _sync_steps(engine, frames)
@@ -111,18 +114,8 @@ def bench_tts(profile: Any, bs: int, device: str, n_q: int, max_steps: int) -> d
         n_q=n_q,
         default_voice=TINY_VOICES[0],
     )
+    warm_engine(engine)
     loop = asyncio.new_event_loop()
-    # Warm-up: one full utterance on every slot, so lazy initialisation is not measured.
-    warm = [engine.acquire(loop) for _ in range(bs)]
-    for w in warm:
-        assert w is not None
-        w.emit = lambda msgs: None  # type: ignore[method-assign]
-        w.push_text("warm up now")
-        w.push_eos()
-    _sync_steps(engine, 10_000)
-    for w in warm:
-        assert w is not None
-        engine.release(w)
     first_audio: dict[int, float] = {}
     audio_frames = [0]
     t_words = time.perf_counter()
@@ -240,11 +233,7 @@ def compare_serial(
             return s
 
     def run(engine: Any, groups: list[list[Any]]) -> dict[str, Any]:
-        # Warm-up with one session per slot, not measured.
-        warm = [start(engine, inputs[0]) for _ in range(engine.batch_size)]
-        _drain(engine)
-        for w in warm:
-            engine.release(w)
+        warm_engine(engine)  # as the server does before serving; not measured
         frames_out[0] = 0
         steps0, model0 = engine.steps, engine.model_time_total
         t0 = time.perf_counter()

@@ -15,6 +15,7 @@ import time
 from collections import deque
 from typing import Any, Generic, TypeVar
 
+from inference.device import MODEL_LOCK
 from inference.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -105,6 +106,7 @@ class SlotEngine(Generic[S]):
 
     # ---- thread ---------------------------------------------------------------------------
     def start(self) -> None:
+        """Start the model thread; call `inference.warmup.warm_up` first."""
         self._thread = threading.Thread(target=self._run, name=f"{self.name}-engine", daemon=True)
         self._thread.start()
 
@@ -131,7 +133,9 @@ class SlotEngine(Generic[S]):
         sessions, resets = self._snapshot()
         t0 = time.perf_counter()
         try:
-            did = self.step(sessions, resets)
+            # One engine on the device at a time: see inference/device.py.
+            with MODEL_LOCK:
+                did = self.step(sessions, resets)
         except Exception:
             log.exception("%s step failed", self.name)
             self._fail_all(sessions)

@@ -62,6 +62,7 @@ FULL_STT_1B: dict[str, Any] = {
     "context": 750,
     "extra_heads_num_heads": 4,
     "extra_heads_dim": 6,
+    "max_period": 100000,  # as the real stt-1b-en_fr config (and Kyutai's Rust config)
     "stt_config": {"audio_silence_prefix_seconds": 0.0, "audio_delay_seconds": 0.5},
 }
 _CFG = ["1.0", "1.5", "2.0", "2.5", "3.0", "3.5", "4.0"]
@@ -222,12 +223,13 @@ def download(profile: Profile, voices: list[str]) -> None:
     if profile.local_root is not None:
         tiny.ensure_tiny_checkpoints(profile.local_root.parent)
         return
-    for kind in ("stt", "tts"):
-        info = checkpoint_info(profile, kind)
-        del info
-    assert profile.tts_repo is not None
+    from inference.voices import voice_suffix
+
+    checkpoint_info(profile, "stt")
+    tts_info = checkpoint_info(profile, "tts")
+    suffix = voice_suffix((tts_info.raw_config or {}).get("model_id") or tts_info.model_id)
     for voice in voices:
         try:
-            hf_hub_download(profile.voice_repo, voice + tiny.VOICE_SUFFIX)
+            hf_hub_download(profile.voice_repo, voice + suffix)
         except Exception as exc:
             raise WeightsUnavailable(_explain(profile.voice_repo, exc)) from exc

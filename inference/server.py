@@ -13,6 +13,7 @@ import torch
 from aiohttp import WSMsgType, web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from inference import device as device_policy
 from inference import protocol
 from inference.engine import Session
 from inference.metrics import Metrics
@@ -21,6 +22,7 @@ from inference.settings import Settings
 from inference.stt_engine import SttEngine
 from inference.tts_engine import TtsEngine
 from inference.voices import UnknownVoice, embedding_from_message
+from inference.warmup import warm_up
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +35,19 @@ def pick_device(settings: Settings) -> str:
     if settings.device:
         return settings.device
     return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def configure_device(settings: Settings) -> device_policy.TorchPolicy:
+    """Settle torch.compile and CUDA graphs for this process, before moshi is imported."""
+    policy = device_policy.decide(
+        pick_device(settings),
+        settings.torch_compile,
+        device_policy.find_c_compiler(),
+        no_compile_env=device_policy.env_flag("NO_TORCH_COMPILE"),
+        no_graph_env=device_policy.env_flag("NO_CUDA_GRAPH"),
+    )
+    device_policy.apply(policy)
+    return policy
 
 
 def batch_sizes(settings: Settings, device: str) -> tuple[int, int]:
@@ -195,6 +210,8 @@ async def build_info(request: web.Request) -> web.Response:
         "version": "0.1.0",
         "profile": request.app[SETTINGS].models,
         "torch": torch.__version__,
+        "torch_compile": device_policy.compile_enabled(),
+        "warmup_s": engines.get("warmup", {}),
     }
     stt: SttEngine | None = engines.get("stt")
     if stt is not None:
@@ -245,6 +262,26 @@ def build_engines(settings: Settings, profile: Profile) -> dict[str, Any]:
     return engines
 
 
+def load_engines(settings: Settings, profile: Profile) -> dict[str, Any]:
+    """Build the engines and warm them up, one after the other; their threads are not started."""
+    engines = build_engines(settings, profile)
+    results = warm_up([engines[n] for n in ("stt", "tts") if n in engines])
+    engines["warmup"] = {r.engine: round(r.seconds, 3) for r in results}
+    return engines
+
+
+def start_threads(engines: dict[str, Any]) -> None:
+    for name in ("stt", "tts"):
+        if name in engines:
+            engines[name].start()
+
+
+def stop_threads(engines: dict[str, Any]) -> None:
+    for name in ("stt", "tts"):
+        if name in engines:
+            engines[name].stop()
+
+
 def make_app(settings: Settings, engines: dict[str, Any]) -> web.Application:
     app = web.Application(client_max_size=settings.max_message_bytes)
     app[SETTINGS] = settings
@@ -265,20 +302,15 @@ def make_app(settings: Settings, engines: dict[str, Any]) -> web.Application:
 
 
 async def serve(settings: Settings) -> None:
-    if not pick_device(settings).startswith("cuda"):
-        # No compiler toolchain or CUDA graphs wanted on CPU.
-        import os
-
-        os.environ.setdefault("NO_TORCH_COMPILE", "1")
-        os.environ.setdefault("NO_CUDA_GRAPH", "1")
+    configure_device(settings)
     profile = get_profile(settings.models, settings.cache_dir)
     t0 = time.perf_counter()
     loop = asyncio.get_running_loop()
-    engines = await loop.run_in_executor(None, build_engines, settings, profile)
-    log.info("models loaded in %.1fs", time.perf_counter() - t0)
-    for name in ("stt", "tts"):
-        if name in engines:
-            engines[name].start()
+    # The port opens only once every engine is loaded and warmed up: a health check on
+    # /api/build_info passes only when the first conversation will not pay for compilation.
+    engines = await loop.run_in_executor(None, load_engines, settings, profile)
+    log.info("models loaded and warmed up in %.1fs", time.perf_counter() - t0)
+    start_threads(engines)
     app = make_app(settings, engines)
     runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=5.0)
     await runner.setup()
@@ -298,6 +330,4 @@ async def serve(settings: Settings) -> None:
     finally:
         log.info("shutting down")
         await runner.cleanup()
-        for name in ("stt", "tts"):
-            if name in engines:
-                engines[name].stop()
+        stop_threads(engines)

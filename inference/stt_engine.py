@@ -91,7 +91,6 @@ class SttEngine(SlotEngine[SttSession]):
         self.mimi.streaming_forever(batch_size)
         self.lm_gen.streaming_forever(batch_size)
         self._pcm = torch.zeros((batch_size, 1, protocol.FRAME_SIZE), device=device)
-        self.warmup()
 
     def new_session(self, slot: int, loop: asyncio.AbstractEventLoop) -> SttSession:
         s = SttSession(slot, loop, self.delay_steps)
@@ -102,15 +101,6 @@ class SttEngine(SlotEngine[SttSession]):
         for _ in range(n_lead):
             s.inbox.appendleft(("lead", np.zeros(protocol.FRAME_SIZE, dtype=np.float32)))
         return s
-
-    def warmup(self) -> None:
-        with torch.no_grad():
-            mask = torch.ones(self.batch_size, dtype=torch.bool, device=self.device)
-            for _ in range(2):
-                codes = self.mimi.encode(self._pcm)
-                self.lm_gen.step_with_extra_heads(codes)
-            self.mimi.reset_streaming(mask)
-            self.lm_gen.reset_streaming(mask)
 
     def _take_frame(
         self, s: SttSession, out: list[dict[str, Any]]

@@ -24,8 +24,7 @@ from inference.engine import Session, SlotEngine
 from inference.metrics import Metrics
 from inference.profiles import Profile, checkpoint_info, load_lm, load_mimi
 from inference.text import EntryBuilder
-from inference.tiny import MODEL_EPOCH, MODEL_SIG
-from inference.voices import UnknownVoice, load_voice_file, resolve_voice
+from inference.voices import UnknownVoice, load_voice_file, resolve_voice, voice_suffix
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +98,7 @@ class TtsEngine(SlotEngine[TtsSession]):
         mimi = load_mimi(profile, info, device, self.n_q)
         raw_cfg = profile.random_tts_config or info.raw_config or {}
         tts_cfg = raw_cfg.get("tts_config") or info.tts_config
-        model_id = raw_cfg.get("model_id") or {"sig": MODEL_SIG, "epoch": MODEL_EPOCH}
+        self.voice_suffix = voice_suffix(raw_cfg.get("model_id") or info.model_id)
         token_ids = TokenIds(lm.text_card + 1)
         machine = StateMachine(
             token_ids=token_ids,
@@ -111,7 +110,7 @@ class TtsEngine(SlotEngine[TtsSession]):
             lm=lm,
             mimi=mimi,
             tokenizer=info.get_text_tokenizer(),
-            voice_suffix=f".{model_id['sig']}@{model_id['epoch']}.safetensors",
+            voice_suffix=self.voice_suffix,
             voice_repo=profile.voice_repo,
             machine=machine,
             delay_steps=int(tts_cfg["audio_delay"] * mimi.frame_rate),
@@ -171,7 +170,10 @@ class TtsEngine(SlotEngine[TtsSession]):
     # ---- voices ---------------------------------------------------------------------------
     def voice_path(self, name: str) -> Path:
         return resolve_voice(
-            name, voice_dir=self.profile.voice_dir, voice_repo=self.profile.voice_repo
+            name,
+            voice_dir=self.profile.voice_dir,
+            voice_repo=self.profile.voice_repo,
+            suffix=self.voice_suffix,
         )
 
     def load_voice(self, name: str) -> torch.Tensor:

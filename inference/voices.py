@@ -2,19 +2,29 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 import torch
-
-from inference.tiny import VOICE_SUFFIX
 
 
 class UnknownVoice(ValueError):
     pass
 
 
-def normalize_voice_name(name: str) -> str:
+def voice_suffix(model_id: Mapping[str, Any] | None) -> str:
+    """Suffix of the voice files made for a TTS model, from its config's `model_id`.
+
+    Voice embeddings are Mimi latents tied to one TTS checkpoint: `kyutai/tts-voices` names
+    each file `<voice>.<sig>@<epoch>.safetensors` after the model it was made for (as moshi's
+    `TTSModel.from_checkpoint_info` does)."""
+    if not model_id or "sig" not in model_id or "epoch" not in model_id:
+        raise ValueError("the TTS config has no model_id {sig, epoch}: cannot name its voice files")
+    return f".{model_id['sig']}@{model_id['epoch']}.safetensors"
+
+
+def normalize_voice_name(name: str, suffix: str) -> str:
     """Validate a voice path from a client and strip the embedding suffix if present."""
     name = name.strip()
     if not name or len(name) > 300:
@@ -27,23 +37,23 @@ def normalize_voice_name(name: str) -> str:
         or "//" in name
     ):
         raise UnknownVoice(f"invalid voice path {name!r}")
-    if name.endswith(VOICE_SUFFIX):
-        name = name[: -len(VOICE_SUFFIX)]
+    if name.endswith(suffix):
+        name = name[: -len(suffix)]
     return name
 
 
-def resolve_voice(name: str, *, voice_dir: Path | None, voice_repo: str) -> Path:
+def resolve_voice(name: str, *, voice_dir: Path | None, voice_repo: str, suffix: str) -> Path:
     """Local path of a voice's embedding file, fetching it from the hub when needed."""
-    name = normalize_voice_name(name)
+    name = normalize_voice_name(name, suffix)
     if voice_dir is not None:
-        path = voice_dir / (name + VOICE_SUFFIX)
+        path = voice_dir / (name + suffix)
         if not path.is_file():
             raise UnknownVoice(f"unknown voice {name!r}")
         return path
     from huggingface_hub import hf_hub_download
 
     try:
-        return Path(hf_hub_download(voice_repo, name + VOICE_SUFFIX))
+        return Path(hf_hub_download(voice_repo, name + suffix))
     except Exception as exc:
         raise UnknownVoice(f"unknown voice {name!r} ({type(exc).__name__})") from exc
 
