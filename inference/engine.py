@@ -15,7 +15,7 @@ import time
 from collections import deque
 from typing import Any, Generic, TypeVar
 
-from inference.device import MODEL_LOCK
+from inference.device import model_lock
 from inference.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -49,8 +49,9 @@ S = TypeVar("S", bound=Session)
 class SlotEngine(Generic[S]):
     name = "engine"
 
-    def __init__(self, batch_size: int, metrics: Metrics) -> None:
+    def __init__(self, batch_size: int, metrics: Metrics, *, device: str) -> None:
         self.batch_size = batch_size
+        self.model_lock = model_lock(device)
         self.metrics = metrics
         self._lock = threading.Lock()
         self._slots: list[S | None] = [None] * batch_size
@@ -133,8 +134,8 @@ class SlotEngine(Generic[S]):
         sessions, resets = self._snapshot()
         t0 = time.perf_counter()
         try:
-            # One engine on the device at a time: see inference/device.py.
-            with MODEL_LOCK:
+            # One engine on a GPU at a time: see inference/device.py.
+            with self.model_lock:
                 did = self.step(sessions, resets)
         except Exception:
             log.exception("%s step failed", self.name)

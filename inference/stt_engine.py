@@ -87,7 +87,7 @@ class SttEngine(SlotEngine[SttSession]):
         self.has_pause_heads = len(self.lm.extra_heads) > 0
         self.lm_gen = LMGen(self.lm, temp=0.0, temp_text=0.0, support_out_of_sync=True)
         self.repo = profile.stt_repo
-        super().__init__(batch_size, metrics)
+        super().__init__(batch_size, metrics, device=device)
         self.mimi.streaming_forever(batch_size)
         self.lm_gen.streaming_forever(batch_size)
         self._pcm = torch.zeros((batch_size, 1, protocol.FRAME_SIZE), device=device)

@@ -148,7 +148,7 @@ class TtsEngine(SlotEngine[TtsSession]):
             on_audio_hook=self._on_audio,
             support_out_of_sync=True,
         )
-        super().__init__(batch_size, metrics)
+        super().__init__(batch_size, metrics, device=device)
         self.lm_gen.streaming_forever(batch_size)
         self.mimi.streaming_forever(batch_size)
         self._cross_modules = [

@@ -1,0 +1,43 @@
+from __future__ import annotations
+
+import pytest
+
+from inference.device import DeviceConfigError, decide, env_flag
+
+
+def test_cpu_never_compiles_or_graphs_unless_asked() -> None:
+    for policy in ("auto", "off"):
+        p = decide("cpu", policy, "gcc")
+        assert (p.compile, p.cuda_graphs) == (False, False)
+    p = decide("cpu", "on", "gcc")
+    assert (p.compile, p.cuda_graphs) == (True, False)
+    with pytest.raises(DeviceConfigError, match="C compiler"):
+        decide("cpu", "on", None)
+
+
+def test_cuda_compiles_when_a_compiler_is_there() -> None:
+    p = decide("cuda", "auto", "cc")
+    assert (p.compile, p.cuda_graphs) == (True, True)
+    assert "cc" in p.reason
+    # No compiler: auto falls back to graphs only and says why; `on` refuses clearly.
+    p = decide("cuda:1", "auto", None)
+    assert (p.compile, p.cuda_graphs) == (False, True)
+    assert "build-essential" in p.reason
+    with pytest.raises(DeviceConfigError, match="build-essential"):
+        decide("cuda", "on", None)
+    p = decide("cuda", "off", "gcc")
+    assert (p.compile, p.cuda_graphs) == (False, True)
+
+
+def test_moshi_switches_set_by_the_operator_win() -> None:
+    p = decide("cuda", "on", "gcc", no_compile_env=True, no_graph_env=True)
+    assert (p.compile, p.cuda_graphs) == (False, False)
+    assert decide("cpu", "on", "gcc", no_compile_env=True).compile is False
+
+
+def test_env_flag_reads_like_moshi(monkeypatch: pytest.MonkeyPatch) -> None:
+    for value, expected in (("", False), ("0", False), ("no", False), ("1", True), ("yes", True)):
+        monkeypatch.setenv("NO_CUDA_GRAPH", value)
+        assert env_flag("NO_CUDA_GRAPH") is expected
+    monkeypatch.delenv("NO_CUDA_GRAPH")
+    assert env_flag("NO_CUDA_GRAPH") is False
