@@ -17,7 +17,7 @@ from inference import protocol
 from inference.engine import Session, SlotEngine
 from inference.metrics import Metrics
 from inference.profiles import Profile, checkpoint_info, load_lm, load_mimi
-from inference.text import WordAssembler
+from inference.text import WordAssembler, WordOut
 
 log = logging.getLogger(__name__)
 
@@ -168,17 +168,20 @@ class SttEngine(SlotEngine[SttSession]):
             n_frames += 1
             idx = s.frames_done
             s.frames_done += 1
-            t = max(0.0, (idx - self.delay_steps) / FRAME_RATE)
-            assert s.words is not None
-            done = s.words.push(int(tokens[i]), t)
-            if done is not None:
-                w, start, stop = done
-                outs[i].append(protocol.word(w, start))
-                outs[i].append(protocol.end_word(stop))
-                self.metrics.words.labels(self.name).inc()
+            # Kyutai's numbering: the n-th step of a session is step n (1-based), and text
+            # tokens count from the model delay on; a Step comes before the words of its step.
             if prs is not None:
                 buffered = s.buffered_frames * protocol.FRAME_SIZE + s.remainder.size
                 outs[i].append(protocol.step(idx, prs[i].tolist(), buffered))
+            n = idx + 1
+            if n >= self.delay_steps:
+                assert s.words is not None
+                for out in s.words.push(int(tokens[i]), (n - self.delay_steps) / FRAME_RATE):
+                    if isinstance(out, WordOut):
+                        outs[i].append(protocol.word(out.text, out.start))
+                        self.metrics.words.labels(self.name).inc()
+                    else:
+                        outs[i].append(protocol.end_word(out.stop))
             self._echo_markers(s, outs[i])
         self.metrics.frames.labels(self.name).inc(n_frames)
         for i, s in enumerate(sessions):

@@ -65,32 +65,49 @@ class EntryBuilder:
         return out
 
 
+@dataclass(frozen=True)
+class WordOut:
+    text: str
+    start: float
+
+
+@dataclass(frozen=True)
+class EndWordOut:
+    stop: float
+
+
 @dataclass
 class WordAssembler:
-    """Greedy STT text tokens -> words. Ids > 3 are word pieces; 0 (word start) or 3 (padding)
-    closes the current word."""
+    """Greedy STT text tokens -> `Word` / `EndWord`, with the semantics of Kyutai's Rust server.
+
+    Every token but 0 (word start) and 3 (padding) is a word piece. A 0 or 3 after pieces
+    completes a word, which starts at the previous 0. A word's end is a 0 only: a word that
+    padding follows is ended when the next word starts (clients estimate its end from the
+    step it was completed on, see the plugin's turn tracker).
+    """
 
     decode: Callable[[list[int]], str]
     pad_id: int = 3
     boundary_id: int = 0
     _pieces: list[int] = field(default_factory=list)
-    _start: float = 0.0
+    _last_boundary: float = 0.0
+    _unended: bool = False
 
-    def push(self, token: int, time_s: float) -> tuple[str, float, float] | None:
-        """Feed one token at `time_s`; returns (word, start, stop) when a word completes."""
+    def push(self, token: int, time_s: float) -> list[WordOut | EndWordOut]:
+        """Feed one token at `time_s`; returns what completed with it."""
+        out: list[WordOut | EndWordOut] = []
         if token in (self.pad_id, self.boundary_id):
-            return self.flush(time_s)
-        if token > self.pad_id:
-            if not self._pieces:
-                self._start = time_s
+            if self._pieces:
+                word = self.decode(self._pieces).strip()
+                self._pieces = []
+                if word:
+                    out.append(WordOut(word, self._last_boundary))
+                    self._unended = True
+        else:
             self._pieces.append(token)
-        return None
-
-    def flush(self, time_s: float) -> tuple[str, float, float] | None:
-        if not self._pieces:
-            return None
-        word = self.decode(self._pieces).strip()
-        self._pieces = []
-        if not word:
-            return None
-        return word, self._start, time_s
+        if token == self.boundary_id:
+            if self._unended:
+                self._unended = False
+                out.append(EndWordOut(time_s))
+            self._last_boundary = time_s
+        return out

@@ -103,15 +103,24 @@ async def test_stt_ready_steps_words_marker(server: InferenceServer) -> None:
     # Probabilities travel as single floats (msgpack float32, 0xca), as clients pack them.
     step_raw = next(r for r, m in zip(raws, msgs, strict=True) if m["type"] == "Step")
     assert b"\xca" in step_raw and b"\xcb" not in step_raw
-    # Speech gives words; each Word is followed by the EndWord closing it.
+    # Speech gives words, with Kyutai's semantics (moshi asr.rs): a word starts where the
+    # previous one ended, an EndWord closes the latest Word and comes only when the next word
+    # starts (a word that padding follows has none until then), and a Step comes before the
+    # words of its own step.
     words = [m for m in msgs if m["type"] == "Word"]
     assert words, msgs
+    last_word: dict[str, Any] | None = None
+    ended = True
     for i, m in enumerate(msgs):
         if m["type"] == "Word":
-            assert isinstance(m["text"], str)
+            assert isinstance(m["text"], str) and m["text"]
             assert isinstance(m["start_time"], float) and m["start_time"] >= 0.0
-            assert msgs[i + 1]["type"] == "EndWord"
-            assert msgs[i + 1]["stop_time"] >= m["start_time"]
+            assert msgs[i - 1]["type"] in ("Step", "Word", "EndWord")
+            last_word, ended = m, False
+        elif m["type"] == "EndWord":
+            assert last_word is not None and not ended, "an EndWord without a Word to close"
+            assert m["stop_time"] >= last_word["start_time"]
+            ended = True
     starts = [w["start_time"] for w in words]
     assert starts == sorted(starts)
     # Word times are on the audio timeline: nothing after the audio sent before the marker.

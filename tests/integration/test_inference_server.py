@@ -108,7 +108,9 @@ async def test_stt_session(server: InferenceServer) -> None:
         assert [s["step_idx"] for s in steps] == list(range(len(steps)))
         for w in words:
             assert isinstance(w["text"], str) and w["start_time"] >= 0.0
-        assert end_words == len(words)
+        # Kyutai's semantics: a word that padding follows is ended when the next word starts,
+        # so the last word of an utterance may have no EndWord yet.
+        assert len(words) - 1 <= end_words <= len(words)
 
 
 async def tts_run(

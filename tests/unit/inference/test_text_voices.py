@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from inference.text import WordAssembler, normalize_tts_text
+from inference.text import EndWordOut, WordAssembler, WordOut, normalize_tts_text
 from inference.voices import (
     UnknownVoice,
     embedding_from_message,
@@ -20,11 +20,20 @@ def test_normalize_tts_text() -> None:
     assert normalize_tts_text("it’s – fine") == "it's   fine"
 
 
-def test_word_assembler() -> None:
+def test_word_assembler_follows_kyutai_rules() -> None:
     wa = WordAssembler(decode=lambda ids: "".join(chr(96 + i - 3) for i in ids))
-    out = [wa.push(t, i * 0.08) for i, t in enumerate([3, 4, 5, 0, 6, 3, 3])]
-    words = [o for o in out if o is not None]
-    assert words == [("ab", 0.08, 0.24), ("c", 0.32, 0.40)]
+    # 0 a b 0 c 3 3 0 d 0: "ab" ends at a 0 (Word + EndWord together), "c" ends with padding
+    # (its EndWord waits for the next 0), pieces 1 and 2 are kept like any other piece.
+    tokens = [0, 4, 5, 0, 6, 3, 3, 0, 7, 1, 0]
+    out = [(i, o) for i, t in enumerate(tokens) for o in wa.push(t, i * 0.08)]
+    assert out == [
+        (3, WordOut("ab", 0.0)),
+        (3, EndWordOut(0.24)),
+        (5, WordOut("c", 0.24)),
+        (7, EndWordOut(0.56)),
+        (10, WordOut("d" + chr(96 + 1 - 3), 0.56)),
+        (10, EndWordOut(0.8)),
+    ]
 
 
 def test_voice_names() -> None:

@@ -31,6 +31,11 @@ class FakeKyutai:
     # pause probability of head 2 for frame i (STT)
     pause_prob: Callable[[int], float] = lambda i: 0.0
     drop_after_frames: int | None = None  # close STT sockets after this many frames
+    # Kyutai's Rust server numbers steps across its batch: a connection may start at 10 000.
+    step_idx_base: int = 0
+    # Kyutai's Python STT module (PyBatchedAsr) ends the session after echoing a Marker.
+    close_after_marker: bool = False
+    send_steps: bool = True  # False: a model without pause heads
     tts_frames_per_word: int = 2
     open_sockets: int = 0
     connections: int = 0
@@ -117,11 +122,13 @@ class FakeKyutai:
                 buf = np.concatenate([buf, np.asarray(data["pcm"], dtype=np.float32)])
                 while buf.size >= FRAME:
                     buf = buf[FRAME:]
-                    out = list(self.stt_script.get(self.stt_frames, []))
                     p = self.pause_prob(self.stt_frames)
-                    out.append(
-                        {"type": "Step", "step_idx": frames, "prs": [p, p, p, p], "buffered_pcm": 0}
-                    )
+                    # as Kyutai's server: a step's Step comes before its words
+                    out: list[dict[str, Any]] = []
+                    if self.send_steps:
+                        step = {"type": "Step", "step_idx": self.step_idx_base + frames}
+                        out.append({**step, "prs": [p, p, p, p], "buffered_pcm": 0})
+                    out += self.stt_script.get(self.stt_frames, [])
                     frames += 1
                     self.stt_frames += 1
                     for mid, due in list(pending_markers):
@@ -131,6 +138,9 @@ class FakeKyutai:
                             pending_markers.remove((mid, due))
                     for m in out:
                         await ws.send_bytes(pack(m))
+                    if self.close_after_marker and any(m["type"] == "Marker" for m in out):
+                        await ws.close()
+                        return ws
                     if self.drop_after_frames is not None and frames >= self.drop_after_frames:
                         await ws.close()
                         return ws

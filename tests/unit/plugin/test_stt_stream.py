@@ -12,9 +12,12 @@ from livekit import rtc
 from livekit.agents import APIConnectionError, APIConnectOptions, APIStatusError, stt
 from livekit.plugins import kyutai
 
+from livekit.plugins.kyutai.stt import LEAD_SILENCE_FRAMES
+
 from .fake_server import FakeKyutai
 
 SR = 24000
+LEAD = LEAD_SILENCE_FRAMES
 FAST = APIConnectOptions(max_retry=0, timeout=2.0)
 
 
@@ -37,10 +40,12 @@ def audio(seconds: float, *, seed: int = 0, sr: int = SR) -> list[rtc.AudioFrame
 
 
 def word(text: str, frame: int) -> list[dict[str, object]]:
-    t = max(0.0, (frame - 6) * 0.08)
+    """A word closed by the 0 token of step ``frame`` (Kyutai: Word and EndWord together, the
+    stop at that step's time, 6 steps of model delay)."""
+    stop = max(0.0, (frame + 1 - 6) * 0.08)
     return [
-        {"type": "Word", "text": text, "start_time": t},
-        {"type": "EndWord", "stop_time": t + 0.2},
+        {"type": "Word", "text": text, "start_time": max(0.0, stop - 0.24)},
+        {"type": "EndWord", "stop_time": stop},
     ]
 
 
@@ -62,8 +67,13 @@ def types(events: list[stt.SpeechEvent]) -> list[str]:
 
 
 async def test_turn_event_sequence_with_trailing_words(server: FakeKyutai) -> None:
-    server.stt_script = {15: word("hello", 15), 18: word("there", 18), 27: word("friend", 27)}
-    server.pause_prob = lambda i: 0.9 if 25 <= i < 40 else 0.05
+    # Frame numbers count the plugin's lead silence: room audio starts at frame LEAD.
+    server.stt_script = {
+        LEAD + 15: word("hello", LEAD + 15),
+        LEAD + 18: word("there", LEAD + 18),
+        LEAD + 27: word("friend", LEAD + 27),
+    }
+    server.pause_prob = lambda i: 0.9 if LEAD + 25 <= i < LEAD + 40 else 0.05
     model = kyutai.STT(url=server.url)
     stream = model.stream(conn_options=FAST)
     for f in audio(4.0):
@@ -81,13 +91,16 @@ async def test_turn_event_sequence_with_trailing_words(server: FakeKyutai) -> No
     final = events[-2].alternatives[0]
     assert final.text == "hello there friend"
     assert final.words is not None and [str(w) for w in final.words] == ["hello", "there", "friend"]
-    assert final.start_time == pytest.approx(0.72, abs=0.01)
+    # on the room's timeline: the lead silence is not the room's
+    assert final.start_time == pytest.approx((15 + 1 - 6) * 0.08 - 0.24, abs=0.01)
     assert final.end_time > final.start_time
     end = next(e for e in events if e.type == stt.SpeechEventType.END_OF_SPEECH)
     start = next(e for e in events if e.type == stt.SpeechEventType.START_OF_SPEECH)
     assert end.speech_end_time is not None and start.speech_start_time is not None
     assert start.speech_start_time < end.speech_end_time <= end.created_at
-    assert server.markers == [1]
+    # The server sends Steps: the flush counts them and sends no Marker (Kyutai's Python STT
+    # module ends the session after echoing one).
+    assert server.markers == []
     await stream.aclose()
     await model.aclose()
 
@@ -229,6 +242,49 @@ async def test_reconnects_after_the_server_drops(server: FakeKyutai) -> None:
     assert "after" in [e.alternatives[0].text for e in rest if e.alternatives]
     assert server.connections == 2
     assert len(errors) == 1 and getattr(errors[0], "recoverable", False)
+    await model.aclose()
+
+
+async def test_turns_on_a_server_that_ends_the_session_after_a_marker(
+    server: FakeKyutai,
+) -> None:
+    """Kyutai's Python STT module (PyBatchedAsr) closes after echoing a Marker: flushing by
+    Step count keeps one connection for many turns."""
+    server.close_after_marker = True
+    server.step_idx_base = 822  # and numbers its steps across the batch
+    server.stt_script = {LEAD + 5: word("one", LEAD + 5), LEAD + 45: word("two", LEAD + 45)}
+    model = kyutai.STT(url=server.url)
+    stream = model.stream(conn_options=FAST)
+    for f in audio(1.0):
+        stream.push_frame(f)
+    stream.flush()
+    first = await collect(stream, stt.SpeechEventType.FINAL_TRANSCRIPT)
+    for f in audio(1.5, seed=1):
+        stream.push_frame(f)
+    stream.end_input()
+    events = first + [ev async for ev in stream]
+    finals = [e.alternatives[0].text for e in events if e.type.name == "FINAL_TRANSCRIPT"]
+    assert finals == ["one", "two"]
+    assert server.connections == 1 and server.markers == []
+    await model.aclose()
+
+
+async def test_a_server_without_steps_is_flushed_with_markers(server: FakeKyutai) -> None:
+    server.send_steps = False  # like stt-2.6b-en: no pause heads, no Steps
+    server.stt_script = {LEAD + 5: word("one", LEAD + 5), LEAD + 45: word("two", LEAD + 45)}
+    model = kyutai.STT(url=server.url)
+    stream = model.stream(conn_options=FAST)
+    for f in audio(1.0):
+        stream.push_frame(f)
+    stream.flush()
+    first = await collect(stream, stt.SpeechEventType.FINAL_TRANSCRIPT)
+    for f in audio(1.5, seed=1):
+        stream.push_frame(f)
+    stream.end_input()
+    events = first + [ev async for ev in stream]
+    finals = [e.alternatives[0].text for e in events if e.type.name == "FINAL_TRANSCRIPT"]
+    assert finals == ["one", "two"]
+    assert server.markers == [1, 2]
     await model.aclose()
 
 

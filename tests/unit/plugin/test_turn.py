@@ -50,17 +50,18 @@ def steps(start: int, values: list[float]) -> list[Step]:
     return [Step(step_idx=start + i, prs=prs(v)) for i, v in enumerate(values)]
 
 
-# A recording shaped like stt-1b-en_fr output for "hello there" followed by a long pause.
+# A recording shaped like stt-1b-en_fr on Kyutai's Rust server for "hello there" followed by a
+# long pause. The n-th Step of the connection comes before the words of step n; a token of step
+# n is at (n - 6) * 0.08 s; the step indices are the server's own (it counts across its batch).
 HELLO_THERE: list[Message] = [
     Word("", 0.0),  # the server's empty first word
-    *steps(0, [0.9] * 14),  # silence before speech: high pause probability but no turn yet
-    Word("hello", 1.12),
-    *steps(14, [0.1, 0.05]),
-    EndWord(1.5),
-    Word("there", 1.6),
-    *steps(16, [0.05, 0.1, 0.2]),
-    EndWord(2.0),
-    *steps(19, [0.3, 0.5, 0.7, 0.9]),
+    *steps(5000, [0.9] * 14),  # the lead silence: high pause probability but no turn yet
+    *steps(5014, [0.1] * 11),
+    Word("hello", 1.12),  # closed by the 0 that starts "there", on step 25 (1.52 s)
+    EndWord(1.52),
+    *steps(5025, [0.1] * 5),
+    Word("there", 1.52),  # closed by padding on step 30: no EndWord until a next word
+    *steps(5030, [0.3, 0.5, 0.7, 0.9]),
 ]
 
 
@@ -76,8 +77,10 @@ def test_pause_ends_the_turn_and_flush_releases_the_final() -> None:
     ]
     assert events[0] == SpeechStarted(start_time=1.12)
     assert isinstance(events[2], TranscriptUpdated) and events[2].text == "hello there"
-    assert events[3] == SpeechEnded(end_time=2.0)
+    # "there" ended on the step its Word came with: (30 - 6) * 0.08 s
+    assert events[3] == SpeechEnded(end_time=pytest.approx(1.92))
     assert tracker.flushing and not tracker.speaking
+    assert tracker.steps == 34 and tracker.delay_steps == 6
 
     final = run(tracker, [Marker(1)])
     assert kinds(final) == ["TurnFinished"]
@@ -85,11 +88,44 @@ def test_pause_ends_the_turn_and_flush_releases_the_final() -> None:
     assert isinstance(done, TurnFinished)
     assert done.text == "hello there"
     assert [(w.text, w.start_time, w.end_time) for w in done.words] == [
-        ("hello", 1.12, 1.5),
-        ("there", 1.6, 2.0),
+        ("hello", 1.12, 1.52),
+        ("there", 1.52, pytest.approx(1.92)),
     ]
-    assert (done.start_time, done.end_time) == (1.12, 2.0)
+    assert (done.start_time, done.end_time) == (1.12, pytest.approx(1.92))
     assert not tracker.flushing and tracker.words == ()
+
+
+def test_a_late_end_word_does_not_stretch_a_word_padding_ended() -> None:
+    """Kyutai sends a padding-ended word's EndWord when the next word starts: that time
+    includes the pause, the step clock does not."""
+    tracker = TurnTracker()
+    run(tracker, [*steps(0, [0.1] * 20), Word("so", 0.8), *steps(20, [0.3] * 4)])
+    # the 0 token of the next word, 4 steps later, ends "so" for Kyutai
+    run(tracker, [EndWord(1.44), Word("anyway", 1.44), EndWord(1.6)])
+    assert [(w.text, w.end_time) for w in tracker.words] == [
+        ("so", pytest.approx(1.12)),
+        ("anyway", 1.6),
+    ]
+
+
+def test_the_model_delay_is_measured_from_end_words() -> None:
+    tracker = TurnTracker()
+    # a model with a 2.5 s delay (31 steps): an EndWord at 0.4 s comes on step 36
+    run(tracker, [*steps(0, [0.1] * 36), Word("hey", 0.0), EndWord(0.4)])
+    assert tracker.delay_steps == 31
+    run(tracker, [*steps(36, [0.1] * 4), Word("you", 0.4), *steps(40, [0.1])])
+    assert tracker.words[-1].end_time == pytest.approx((40 - 31) * 0.08)
+    # nonsense (an EndWord from the future) leaves the measure alone
+    run(tracker, [EndWord(99.0)])
+    assert tracker.delay_steps == 31
+
+
+def test_without_steps_words_wait_for_their_end_word() -> None:
+    tracker = TurnTracker(TurnOptions(warmup_steps=0))
+    run(tracker, [Word("no", 0.4), Word("steps", 0.6)])
+    assert [w.end_time for w in tracker.words] == [None, None]
+    run(tracker, [EndWord(0.9)])
+    assert tracker.words[-1].end_time == 0.9
 
 
 def test_short_hesitation_does_not_end_the_turn() -> None:
@@ -118,16 +154,17 @@ def test_smoothing_ignores_a_single_spike() -> None:
 def test_words_arriving_during_the_flush_belong_to_the_turn() -> None:
     tracker = TurnTracker()
     seq: list[Message] = [
-        *steps(0, [0.1] * 12),
+        *steps(0, [0.1] * 20),
         Word("what", 1.0),
-        EndWord(1.3),
-        Word("time", 1.4),
-        *steps(12, [0.2, 0.8]),  # the turn ends while "is it" is still inside the model delay
-        Word("is", 1.7),
-        EndWord(1.8),
-        *steps(14, [0.9, 0.9]),  # no second end of speech while flushing
-        Word("it", 1.9),
-        EndWord(2.1),
+        EndWord(1.12),
+        *steps(20, [0.1] * 3),
+        Word("time", 1.12),  # padding-ended on step 23
+        *steps(23, [0.2, 0.8]),  # the turn ends while "is it" is still inside the model delay
+        Word("is", 1.44),
+        EndWord(1.52),
+        *steps(25, [0.9, 0.9]),  # no second end of speech while flushing
+        Word("it", 1.52),
+        EndWord(1.68),
         Marker(7),
     ]
     events = run(tracker, seq)
@@ -141,11 +178,11 @@ def test_words_arriving_during_the_flush_belong_to_the_turn() -> None:
         "TranscriptUpdated",
         "TurnFinished",
     ]
-    # the end of speech is the last word heard when the pause was detected
-    assert events[3] == SpeechEnded(end_time=pytest.approx(1.4 + 0.08))
+    # the end of speech is the end of the last word heard when the pause was detected
+    assert events[3] == SpeechEnded(end_time=pytest.approx((23 - 6) * 0.08))
     done = events[-1]
     assert isinstance(done, TurnFinished) and done.text == "what time is it"
-    assert done.end_time == 2.1
+    assert done.end_time == 1.68
 
 
 def test_next_turn_starts_after_the_flush() -> None:
@@ -181,8 +218,18 @@ def test_warmup_steps_are_ignored() -> None:
     assert kinds(run(tracker, steps(12, [0.99]))) == ["SpeechEnded", "FlushNeeded"]
 
 
+def test_warmup_counts_steps_of_the_connection_not_the_servers_numbers() -> None:
+    """Kyutai's Rust server numbers steps across its batch: a connection to a server that has
+    run for a while starts at 238, 822, ... The unreliable first second is still ignored."""
+    tracker = TurnTracker()
+    seq: list[Message] = [Word("hi", 0.1), *steps(10_000, [0.99] * 12)]
+    assert "SpeechEnded" not in kinds(run(tracker, seq))
+    assert kinds(run(tracker, steps(10_012, [0.99]))) == ["SpeechEnded", "FlushNeeded"]
+
+
 def test_configurable_head_and_threshold() -> None:
-    seq: list[Message] = [Word("hi", 0.1), Step(step_idx=20, prs=(0.9, 0.5, 0.2, 0.1))]
+    warm = steps(0, [0.0] * 12)
+    seq: list[Message] = [*warm, Word("hi", 0.1), Step(step_idx=20, prs=(0.9, 0.5, 0.2, 0.1))]
     assert "SpeechEnded" not in kinds(run(TurnTracker(), seq))
     assert "SpeechEnded" in kinds(run(TurnTracker(TurnOptions(pause_head=0)), seq))
     assert "SpeechEnded" in kinds(run(TurnTracker(TurnOptions(threshold=0.15)), seq))

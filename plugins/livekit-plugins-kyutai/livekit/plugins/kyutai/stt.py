@@ -27,6 +27,7 @@ from . import connection, protocol
 from .log import logger
 from .models import DEFAULT_STT_URL, FRAME_SIZE, SAMPLE_RATE, STT_ROUTE
 from .turn import (
+    DEFAULT_DELAY_STEPS,
     AudioTimeline,
     FlushNeeded,
     SpeechEnded,
@@ -40,6 +41,11 @@ from .turn import (
 )
 
 STT_URL_ENV = "KYUTAI_STT_URL"
+# Silence each connection starts with (0.96 s), as Kyutai's own clients send.
+LEAD_SILENCE_FRAMES = 12
+# A flush on a connection that has had no Step yet waits this long for one (its lead silence
+# brings Steps at once from a model with pause heads) before settling for a Marker.
+FIRST_STEP_WAIT_S = 1.0
 
 
 @dataclass
@@ -261,6 +267,10 @@ class _Connection:
         self._closing = False
         self._marker_id = 0
         self._awaited_marker: int | None = None
+        # A flush by step count: done once the server has sent this many Steps.
+        self._flush_target: int | None = None
+        self._first_step = asyncio.Event()
+        self._steps_expected = True  # until a wait for the first Step times out
         self._flushed = asyncio.Event()
         self._flush_timer: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -316,18 +326,37 @@ class _Connection:
             self._s._report_usage()
 
     async def _flush(self) -> None:
-        """Marker, then silence: the marker comes back once every word before it is out."""
+        """Silence after the turn's audio, so the words still inside the model delay come out.
+
+        When the server sends Steps (a model with pause heads), the flush is done once it has
+        stepped through the turn's audio, the model delay and one more step, counted in Steps
+        as Unmute does. Only a server without Steps gets a Marker: Kyutai's Python STT module
+        ends the session after echoing one."""
+        if not self._tracker.steps and self._steps_expected:
+            try:
+                await asyncio.wait_for(self._first_step.wait(), FIRST_STEP_WAIT_S)
+            except TimeoutError:
+                self._steps_expected = False  # a model without pause heads
         async with self._send_lock:
             if self._pending.size:
                 chunk, self._pending = self._pending, np.zeros(0, dtype=np.float32)
                 await self._send(protocol.encode_audio(chunk))
                 self._timeline.sent_room_audio(chunk.size)
                 self._s._unreported_audio += chunk.size / SAMPLE_RATE
-            self._marker_id += 1
-            self._awaited_marker = self._marker_id
             self._flushed.clear()
-            await self._send(protocol.encode_marker(self._marker_id))
+            turn_frames = -(-self._timeline.server_samples // FRAME_SIZE)
+            if self._tracker.steps:
+                self._awaited_marker = None
+                # the words of step n come after Step n: wait for the Step after the last one
+                delay = max(self._tracker.delay_steps, DEFAULT_DELAY_STEPS)
+                target = turn_frames + delay + 2
+            else:
+                self._marker_id += 1
+                self._awaited_marker = self._marker_id
+                await self._send(protocol.encode_marker(self._marker_id))
             await self._send_silence(self._opts.flush_frames)
+            if self._tracker.steps:
+                self._flush_target = min(target, self._timeline.server_samples // FRAME_SIZE)
         loop = asyncio.get_running_loop()
         if self._flush_timer is not None:
             self._flush_timer.cancel()
@@ -347,10 +376,15 @@ class _Connection:
             self._flush_timer.cancel()
             self._flush_timer = None
         self._awaited_marker = None
+        self._flush_target = None
         self._emit(self._tracker.on_flushed())
         self._flushed.set()
 
     async def _send_loop(self) -> None:
+        # Lead with silence, as Kyutai's clients do: the model starts on a quiet frame, and
+        # the pause heads' unreliable first second (the tracker's warm-up) is spent on it.
+        async with self._send_lock:
+            await self._send_silence(LEAD_SILENCE_FRAMES)
         async for item in self._s._input_ch:
             if isinstance(item, rtc.AudioFrame):
                 await self._send_room_audio(_frame_to_float(item))
@@ -392,7 +426,10 @@ class _Connection:
             elif isinstance(msg, protocol.EndWord):
                 self._emit(self._tracker.on_end_word(msg.stop_time))
             elif isinstance(msg, protocol.Step):
+                self._first_step.set()
                 self._emit(self._tracker.on_step(msg.step_idx, msg.prs))
+                if self._flush_target is not None and self._tracker.steps >= self._flush_target:
+                    self._on_flushed()
             elif isinstance(msg, protocol.Marker):
                 if msg.id == self._awaited_marker:
                     self._on_flushed()

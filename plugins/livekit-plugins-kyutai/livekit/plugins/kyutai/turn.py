@@ -20,8 +20,9 @@ class TurnOptions:
     threshold: the turn ends when the (smoothed) pause probability rises above it.
     smoothing: weight of the previous value in an exponential moving average of the
         probability, in [0, 1). 0 reacts to each 80 ms step alone, as Unmute does.
-    warmup_steps: steps ignored at the start of a connection, where the heads are unreliable
-        (12 steps ≈ 1 s).
+    warmup_steps: `Step` messages ignored at the start of a connection, where the heads are
+        unreliable (12 steps ≈ 1 s). Counted per connection, as Unmute does: Kyutai's Rust
+        server numbers `step_idx` across its whole batch, not per connection.
     use_pause_heads: False leaves ending turns to the framework's flush (e.g. when LiveKit's
         VAD decides turns, or for a model whose heads mean nothing).
     """
@@ -100,10 +101,23 @@ def join_words(words: tuple[TimedWord, ...] | list[TimedWord]) -> str:
     return " ".join(w.text for w in words if w.text)
 
 
+# The model delay of stt-1b-en_fr (0.5 s), the model with pause heads: the step clock's
+# default until an `EndWord` on the connection measures it.
+DEFAULT_DELAY_STEPS = 6
+_MAX_DELAY_STEPS = 64
+
+
 @dataclass
 class TurnTracker:
     """One user turn at a time: words open it, a pause (or a forced flush) closes it, and the
-    flush completion releases the final transcript with every trailing word."""
+    flush completion releases the final transcript with every trailing word.
+
+    One tracker per connection. Words follow Kyutai's semantics (moshi asr.rs): a `Word` comes
+    when its closing token does, and its `EndWord` only if that token starts the next word; a
+    word that padding follows has no `EndWord` until the next word. The `Step` messages (one
+    per 80 ms frame, before the words of their step) are the clock: a word still open one
+    step after its `Word` ended with padding, at the time of the step it came in.
+    """
 
     options: TurnOptions = field(default_factory=TurnOptions)
     _words: list[TimedWord] = field(default_factory=list, init=False)
@@ -112,6 +126,19 @@ class TurnTracker:
     _forced: bool = field(default=False, init=False)
     _smoothed: float | None = field(default=None, init=False)
     _last_time: float = field(default=0.0, init=False)
+    _steps: int = field(default=0, init=False)
+    _delay_steps: int = field(default=DEFAULT_DELAY_STEPS, init=False)
+    _word_step: int | None = field(default=None, init=False)  # steps when the open Word came
+
+    @property
+    def steps(self) -> int:
+        """`Step` messages received on this connection: frames the server has processed."""
+        return self._steps
+
+    @property
+    def delay_steps(self) -> int:
+        """Steps between a frame and the text tokens about it (measured, or the default)."""
+        return self._delay_steps
 
     @property
     def speaking(self) -> bool:
@@ -138,26 +165,50 @@ class TurnTracker:
         if not self._words:
             events.append(SpeechStarted(start_time=start_time))
         # after the end of speech, words are the trailing ones the flush brings out
+        self._close_open_word()
         self._words.append(TimedWord(text=text, start_time=start_time))
+        self._word_step = self._steps
         self._last_time = max(self._last_time, start_time)
         events.append(TranscriptUpdated(words=tuple(self._words)))
         return events
 
     def on_end_word(self, stop_time: float) -> list[TurnEvent]:
+        if self._steps:
+            # An EndWord comes on the step of its token: that measures the model delay.
+            delay = self._steps - round(stop_time / FRAME_DURATION)
+            if 0 <= delay <= _MAX_DELAY_STEPS:
+                self._delay_steps = delay
         if self._words and self._words[-1].end_time is None:
             last = self._words[-1]
             self._words[-1] = TimedWord(last.text, last.start_time, max(stop_time, last.start_time))
             self._last_time = max(self._last_time, stop_time)
+        self._word_step = None
         return []
 
+    def _close_open_word(self) -> None:
+        """The open word ended with padding on the step its Word came in. Without a step
+        clock (a model without pause heads sends no Step) it waits for its EndWord."""
+        if self._word_step is None or not self._steps:
+            return
+        if self._words and self._words[-1].end_time is None:
+            last = self._words[-1]
+            stop = max(last.start_time, (self._word_step - self._delay_steps) * FRAME_DURATION)
+            self._words[-1] = TimedWord(last.text, last.start_time, stop)
+            self._last_time = max(self._last_time, stop)
+        self._word_step = None
+
     def on_step(self, step_idx: int, prs: tuple[float, ...] | list[float]) -> list[TurnEvent]:
+        """One `Step`. `step_idx` is not used: servers number it differently."""
+        self._steps += 1
+        if self._word_step is not None and self._steps > self._word_step:
+            self._close_open_word()  # its step is over and no EndWord came
         head = self.options.pause_head
         if head >= len(prs):
             return []  # a model without pause heads: only flushes end turns
         p = float(prs[head])
         a = self.options.smoothing
         self._smoothed = p if self._smoothed is None else a * self._smoothed + (1.0 - a) * p
-        if step_idx < self.options.warmup_steps or self._flushing or not self.speaking:
+        if self._steps <= self.options.warmup_steps or self._flushing or not self.speaking:
             return []
         if self.options.use_pause_heads and self._smoothed > self.options.threshold:
             return self._end_turn()
@@ -176,7 +227,8 @@ class TurnTracker:
         return [FlushNeeded()]
 
     def on_flushed(self) -> list[TurnEvent]:
-        """The flush marker came back: every word of the ended turn is out."""
+        """The flush completed: every word of the ended turn is out."""
+        self._close_open_word()
         forced, self._forced = self._forced, False
         self._flushing = False
         if not self._words or not (self._ended or forced):
@@ -191,6 +243,7 @@ class TurnTracker:
 
     def abort(self) -> list[TurnEvent]:
         """The connection is gone: close the open turn with what was heard so far."""
+        self._close_open_word()
         events: list[TurnEvent] = []
         if self.speaking:
             events.append(SpeechEnded(end_time=self._turn_end_time()))
