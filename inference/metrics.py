@@ -42,3 +42,9 @@ class Metrics:
             ["engine"],
             registry=self.registry,
         )
+        self.backpressure = Counter(
+            "kyutai_backpressure",
+            "Times a session's socket stopped being read because its audio backlog was full",
+            ["engine"],
+            registry=self.registry,
+        )

@@ -10,7 +10,7 @@ import weakref
 from typing import Any
 
 import torch
-from aiohttp import WSMsgType, web
+from aiohttp import WSCloseCode, WSMsgType, web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from inference import device as device_policy
@@ -62,10 +62,12 @@ def _authorized(request: web.Request, keys: frozenset[str]) -> bool:
     return key is not None and key in keys
 
 
-async def _open_ws(request: web.Request) -> web.WebSocketResponse:
+async def _open_ws(
+    request: web.Request, *, heartbeat: float | None = 10.0
+) -> web.WebSocketResponse:
     settings = request.app[SETTINGS]
     # aiohttp's own limit sits above ours, so an oversized message gets an Error, not a hang-up.
-    ws = web.WebSocketResponse(heartbeat=10.0, max_msg_size=settings.max_message_bytes * 2)
+    ws = web.WebSocketResponse(heartbeat=heartbeat, max_msg_size=settings.max_message_bytes * 2)
     await ws.prepare(request)
     request.app[SOCKETS].add(ws)
     return ws
@@ -110,7 +112,9 @@ async def asr_handler(request: web.Request) -> web.StreamResponse:
     engine: SttEngine | None = request.app[ENGINES].get("stt")
     if engine is None:
         return web.Response(status=404, text="stt is not served here")
-    ws = await _open_ws(request)
+    # No ping/pong heartbeat: while the backlog is full the socket is not read (backpressure),
+    # so a pong would go unread; an idle timeout finds dead clients instead, as Kyutai's does.
+    ws = await _open_ws(request, heartbeat=None)
     session = engine.acquire(asyncio.get_running_loop())
     if session is None:
         return await _reject_full(ws, "stt", engine.batch_size)
@@ -118,7 +122,17 @@ async def asr_handler(request: web.Request) -> web.StreamResponse:
     max_samples = int(settings.max_buffered_seconds * protocol.SAMPLE_RATE)
     try:
         await ws.send_bytes(protocol.ready())
-        async for msg in ws:
+        while True:
+            try:
+                msg = await ws.receive(timeout=settings.stt_idle_timeout_s)
+            except TimeoutError:
+                log.info(
+                    "stt: no message for %.0fs, closing the session", settings.stt_idle_timeout_s
+                )
+                await ws.close(code=WSCloseCode.GOING_AWAY, message=b"idle")
+                break
+            if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR):
+                break
             if msg.type != WSMsgType.BINARY:
                 if msg.type == WSMsgType.TEXT:
                     await _send_error(ws, "stt", "expected binary msgpack", engine.metrics)
@@ -131,13 +145,15 @@ async def asr_handler(request: web.Request) -> web.StreamResponse:
                 await _send_error(ws, "stt", str(exc), engine.metrics)
                 continue
             if isinstance(parsed, protocol.AudioIn):
-                if session.buffered_frames * protocol.FRAME_SIZE > max_samples:
-                    await _send_error(ws, "stt", "audio backlog too large", engine.metrics)
-                    continue
                 session.push_audio(parsed.pcm)
             else:
                 session.push_marker(parsed.id)
             engine.notify()
+            # Backpressure instead of dropping audio: stop reading until the model has caught
+            # up; the client's sends then block on TCP.
+            if session.backlog_samples > max_samples:
+                engine.metrics.backpressure.labels("stt").inc()
+                await session.wait_for_space(max_samples)
     finally:
         engine.release(session)
         pump.cancel()

@@ -40,7 +40,14 @@ class Settings(BaseSettings):
     )
     cache_dir: Path = Field(default_factory=default_cache_dir, description="tiny checkpoints")
     max_message_bytes: int = Field(4 * 1024 * 1024, description="largest accepted ws message")
-    max_buffered_seconds: float = Field(30.0, description="STT audio backlog per session")
+    max_buffered_seconds: float = Field(
+        30.0,
+        description="STT audio queued per session before its socket stops being read "
+        "(TCP backpressure: a client sending faster than real time is slowed, never cut)",
+    )
+    stt_idle_timeout_s: float = Field(
+        120.0, description="close an STT session that sends nothing for this long"
+    )
     hf_timeout_s: float = Field(10.0, description="timeout of each Hugging Face request")
 
     @field_validator("api_keys")

@@ -43,6 +43,10 @@ class SttSession(Session):
         self.lead_done = False
         self.markers: deque[MarkerItem] = deque()
         self.words: WordAssembler | None = None
+        # Backpressure: the connection stops reading while the backlog is full; the model
+        # thread sets `space` (through the loop) after taking a frame, when asked to.
+        self.space = asyncio.Event()
+        self.waiting_for_space = False
 
     # ---- event loop side ------------------------------------------------------------------
     def push_audio(self, pcm: np.ndarray) -> None:
@@ -58,6 +62,31 @@ class SttSession(Session):
     @property
     def buffered_frames(self) -> int:
         return sum(1 for x in self.inbox if isinstance(x, np.ndarray))
+
+    @property
+    def backlog_samples(self) -> int:
+        return self.buffered_frames * protocol.FRAME_SIZE + self.remainder.size
+
+    async def wait_for_space(self, max_samples: int) -> None:
+        """Return once the backlog is at most `max_samples` (or the session is over)."""
+        while not self.closed and not self.finished and self.backlog_samples > max_samples:
+            self.space.clear()
+            self.waiting_for_space = True
+            if self.backlog_samples <= max_samples:  # a frame was taken meanwhile
+                break
+            try:
+                await asyncio.wait_for(self.space.wait(), 1.0)
+            except TimeoutError:
+                pass
+        self.waiting_for_space = False
+
+    def frame_taken(self) -> None:
+        """Model thread: a frame left the backlog."""
+        if self.waiting_for_space:
+            try:
+                self.loop.call_soon_threadsafe(self.space.set)
+            except RuntimeError:  # the loop is gone (shutdown)
+                pass
 
 
 class SttEngine(SlotEngine[SttSession]):
@@ -134,6 +163,7 @@ class SttEngine(SlotEngine[SttSession]):
                 continue
             pcm[i], lead[i] = got
             exec_mask[i] = True
+            s.frame_taken()
         if not exec_mask.any():
             for i, s in enumerate(sessions):
                 if s is not None and outs[i]:
