@@ -311,6 +311,12 @@ class TtsEngine(SlotEngine[TtsSession]):
             if s.state is None:
                 s.state = self._init_state(s)
             self._drain_inbox(s, s.state)
+            if s.state.eos and s.state.steps == 0 and not s.state.machine_state.entries:
+                # Eos before any text: nothing to say. Close at once with no audio, as
+                # Kyutai's server does (clients must not rely on a blip of sound).
+                s.finished = True
+                s.emit(None)
+                continue
             if self._runnable(s.state):
                 exec_mask[i] = True
         if not exec_mask.any():

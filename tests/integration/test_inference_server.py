@@ -156,6 +156,12 @@ async def test_tts_session(server: InferenceServer) -> None:
     assert texts[-1]["stop_s"] <= len(frames) * 0.08 + 0.5
 
 
+async def test_tts_eos_alone_closes_without_audio(server: InferenceServer) -> None:
+    """As Kyutai's server: nothing to say, nothing spoken (no blip of audio)."""
+    frames, texts = await tts_run(server, "")
+    assert frames == [] and texts == []
+
+
 async def test_tts_unknown_voice(server: InferenceServer) -> None:
     async with (
         aiohttp.ClientSession() as http,

@@ -349,6 +349,23 @@ async def test_tts_streamed_sentence_audio_words_and_ttfb(server: InferenceServe
     await model.aclose()
 
 
+@pytest.mark.parametrize("text", ["...", "😀", "—"])
+async def test_tts_reply_with_nothing_to_say_is_no_error_and_no_stall(
+    server: InferenceServer, text: str
+) -> None:
+    errors: list[object] = []
+    model = kyutai.TTS(url=server.url, preconnect=False)
+    model.on("error", errors.append)
+    stream = model.stream(conn_options=NO_RETRY)
+    stream.push_text(text)
+    stream.end_input()
+    pcm, timed = await asyncio.wait_for(collect_tts(stream), 10)
+    await stream.aclose()
+    assert pcm.size > 0 and not pcm.any() and timed == [] and errors == []
+    await wait_metric(server.http_url, "tts", 0.0)  # no slot left held
+    await model.aclose()
+
+
 async def test_tts_interruption_frees_the_slot_within_100ms(server: InferenceServer) -> None:
     base = slots(server.http_url, "tts")
     model = kyutai.TTS(url=server.url, preconnect=False)

@@ -41,6 +41,7 @@ class FakeKyutai:
     connections: int = 0
     tts_texts: list[list[str]] = field(default_factory=list)
     tts_queries: list[dict[str, str]] = field(default_factory=list)
+    tts_eos: int = 0
     stt_frames: int = 0
     markers: list[int] = field(default_factory=list)
     closed: asyncio.Event = field(default_factory=asyncio.Event)
@@ -176,6 +177,7 @@ class FakeKyutai:
                             await ws.send_bytes(pack({"type": "Audio", "pcm": pcm.tolist()}))
                         t += dur
                 elif data["type"] == "Eos":
+                    self.tts_eos += 1
                     await ws.close()
                     break
         finally:

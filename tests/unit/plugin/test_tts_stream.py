@@ -173,3 +173,43 @@ async def test_cfg_alpha_only_sent_when_set(server: FakeKyutai) -> None:
     await model.synthesize("b", conn_options=FAST).collect()
     assert "cfg_alpha" not in server.tts_queries[-1]
     await model.aclose()
+
+
+@pytest.mark.parametrize("text", ["...", "😀", " – ", "**"])
+async def test_a_reply_with_nothing_to_say_is_a_moment_of_silence(
+    server: FakeKyutai, text: str
+) -> None:
+    """Nothing speakable: no Text and no Eos reach the server (Kyutai's closes without audio
+    after an Eos alone, and the framework then retries and reports an error)."""
+    errors: list[object] = []
+    model = kyutai.TTS(url=server.url, preconnect=False)
+    model.on("error", errors.append)
+    stream = model.stream(conn_options=FAST)
+    stream.push_text(text)
+    stream.end_input()
+    pcm, timed = await asyncio.wait_for(drain(stream), 5)
+    await stream.aclose()
+    assert pcm.size == 1920 and not pcm.any()
+    assert timed == [] and errors == []
+    assert server.tts_texts == [[]] and server.tts_eos == 0
+    await server.wait_for(lambda: server.open_sockets == 0)  # the slot was freed at once
+    frame = await model.synthesize(text, conn_options=FAST).collect()
+    assert frame.samples_per_channel >= 1920  # the framework may pad the last frame
+    assert not np.frombuffer(frame.data, dtype=np.int16).any()
+    await model.aclose()
+
+
+async def test_lone_dashes_do_not_shift_the_timings(server: FakeKyutai) -> None:
+    model = kyutai.TTS(url=server.url, preconnect=False)
+    stream = model.stream(conn_options=FAST)
+    stream.push_text("One two – three — four well—maybe.")
+    stream.end_input()
+    _, timed = await drain(stream)
+    await stream.aclose()
+    assert server.tts_texts == [["One", "two", "three", "four", "well", "maybe."]]
+    # one timed entry per word the LLM wrote, each timed by its own audio
+    assert [str(t) for t in timed] == ["One ", "two ", "three ", "four ", "well—maybe. "]
+    spans = [(t.start_time, t.end_time) for t in timed]  # type: ignore[attr-defined]
+    assert spans[:4] == [pytest.approx((i * 0.16, (i + 1) * 0.16)) for i in range(4)]
+    assert spans[4] == pytest.approx((4 * 0.16, 6 * 0.16))
+    await model.aclose()

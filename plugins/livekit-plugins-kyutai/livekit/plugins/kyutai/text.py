@@ -108,7 +108,10 @@ _TIME = re.compile(r"^(?P<h>[01]?\d|2[0-3])(?::|h)(?P<m>[0-5]\d)$", re.IGNORECAS
 # markdown emphasis/code runs at the edge of a word ("**bold**.", "`code`"), not inside one
 _MD_STRIP = re.compile(r"(?<!\w)[*_~`]+|[*_~`]+(?!\w)|`")
 _LINK_TAIL = re.compile(r"\]\([^)]*\)?")
-_ONLY_MARKUP = re.compile(r"^(?:[-*•#>|_~`:]+|={2,})$")
+# A dash alone ("one – two") is punctuation: Kyutai's servers drop it, so sent as a word it would
+# get no timing of its own and shift every later word's.
+_DASHES = "–—―‒"
+_ONLY_MARKUP = re.compile(rf"^(?:[-*•#>|_~`:{_DASHES}]+|={{2,}})$")
 
 
 @dataclass
@@ -227,7 +230,7 @@ def _normalize_core(core: str, lang: str) -> str:
             result.append(f" {_SYMBOLS[lang][ch]} ")
         elif ch in _CURRENCIES:
             result.append(" " + _CURRENCIES[ch][3 if lang == "fr" else 1] + " ")
-        elif ch in "()[]{}|\\^":
+        elif ch in "()[]{}|\\^" or ch in _DASHES:
             result.append(" ")
         elif ch == "_":
             result.append(" ")

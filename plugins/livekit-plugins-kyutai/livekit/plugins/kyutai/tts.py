@@ -35,6 +35,8 @@ from .text import (
 )
 
 TTS_URL_ENV = "KYUTAI_TTS_URL"
+# What a reply with nothing to say plays: one 80 ms frame of silence.
+SILENCE_SAMPLES = SAMPLE_RATE * 2 // 25
 
 
 @dataclass
@@ -270,6 +272,10 @@ async def _speak(
     ws = sock.ws
     aligner = TranscriptAligner()
     eos_sent = False
+    # Nothing speakable in the whole text ("...", an emoji): the server is told nothing (Kyutai's
+    # server closes without audio after an Eos alone) and a moment of silence stands for the
+    # reply, so the framework sees audio and neither retries nor reports an error.
+    nothing_to_say = False
 
     def push_words(aligned: list[AlignedWord]) -> None:
         for w in aligned:
@@ -282,7 +288,7 @@ async def _speak(
             )
 
     async def send() -> None:
-        nonlocal eos_sent
+        nonlocal eos_sent, nothing_to_say
         first = True
         try:
             async for word in words:
@@ -295,6 +301,10 @@ async def _speak(
                     on_first_send()
                 first = False
                 await ws.send_bytes(protocol.encode_text(spoken))
+            if first:
+                nothing_to_say = True
+                await sock.close()  # frees the server's slot; the reader then ends
+                return
             eos_sent = True
             await ws.send_bytes(protocol.encode_eos())
         except (aiohttp.ClientError, ConnectionError, RuntimeError) as e:
@@ -304,7 +314,7 @@ async def _speak(
         while True:
             msg = await sock.queue.get()
             if msg is None:
-                if eos_sent:
+                if eos_sent or nothing_to_say:
                     return  # the server closes once it has spoken everything
                 raise APIConnectionError(
                     f"Kyutai TTS server closed the connection (code {ws.close_code})"
@@ -328,6 +338,8 @@ async def _speak(
         for t in done:
             t.result()
         await recv_task
+        if nothing_to_say:
+            emitter.push(bytes(2 * NUM_CHANNELS * SILENCE_SAMPLES))
         push_words(aligner.flush())
     finally:
         for t in (send_task, recv_task):
