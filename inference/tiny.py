@@ -1,8 +1,9 @@
-"""Deterministic tiny random checkpoints in the real Kyutai layout.
+"""Deterministic tiny random checkpoints in Kyutai's file layout, under its tensor names.
 
 They let the whole server (loading, batching, protocol) run on a CPU without any download. The files
 are written once into a cache directory and then loaded through moshi's normal loading path, exactly
-like the real Hugging Face checkpoints.
+like the real Hugging Face checkpoints. Kyutai's Rust server cannot load them as they are: it
+hard-codes the full-size Mimi architecture (moshi crate `mimi.rs`, `Config::v0_1`).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import copy
 import json
 import logging
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -24,7 +26,7 @@ log = logging.getLogger(__name__)
 # from speech, `stt-noheads/` added (8 was an unfinished state of this change).
 # 10: the pause heads cross 0.6 after 6 silent frames (0.48 s), was 7.
 # 11: one voiced frame in the window holds the heads down (window of 6 frames).
-TINY_VERSION = 11
+TINY_VERSION = 12
 SEED = 1234
 MODEL_SIG = "1e68beda"
 MODEL_EPOCH = 240
@@ -37,6 +39,8 @@ TINY_VOICES: tuple[str, ...] = (
     "expresso/ex03-ex01_happy_001_channel1_334s.wav",
     "expresso/ex04-ex02_confused_001_channel2_111s.wav",
     "unmute-prod-website/developer-1.mp3",
+    # Unmute's default voice: its clients and DSM's scripts left on defaults ask for it.
+    "unmute-prod-website/default_voice.wav",
     "vctk/p225_023.wav",
     "cml-tts/fr/2114_1656_000001-0001.wav",
     "cml-tts/fr/1406_1028_000009-0003.wav",
@@ -320,11 +324,35 @@ def _scale_decoder_output(mimi: Any, gen: torch.Generator) -> None:
     # y' = a * (y - b) + b'  with mean(y') = 0  =>  b' = a * b - a * mean(y)
 
 
+_SPLIT_PROJ = re.compile(r"^(?P<prefix>(?:.*\.)?)(?P<kind>in|out)_projs\.(?P<i>\d+)\.weight$")
+
+
+def legacy_names(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Attention projections under the names Kyutai's released checkpoints use.
+
+    moshi's modules hold one linear per step (`in_projs.{i}.weight`); the real checkpoints (and
+    Kyutai's Rust loader) have one stacked tensor, `in_proj_weight` / `out_proj.weight`, that
+    moshi splits in a load hook. Saving the tiny models that way makes them go through that
+    hook, the path the real weights take."""
+    out: dict[str, torch.Tensor] = {}
+    stacked: dict[str, dict[int, torch.Tensor]] = {}
+    for key, value in state.items():
+        m = _SPLIT_PROJ.match(key)
+        if m is None:
+            out[key] = value
+            continue
+        name = m["prefix"] + ("in_proj_weight" if m["kind"] == "in" else "out_proj.weight")
+        stacked.setdefault(name, {})[int(m["i"])] = value
+    for name, parts in stacked.items():
+        out[name] = torch.cat([parts[i] for i in sorted(parts)], dim=0).contiguous()
+    return out
+
+
 def _save(module: torch.nn.Module, path: Path) -> None:
     from safetensors.torch import save_file
 
     state = {k: v.detach().contiguous().clone() for k, v in module.state_dict().items()}
-    save_file(state, str(path))
+    save_file(legacy_names(state), str(path))
 
 
 def _lm_kwargs(config: dict[str, Any]) -> dict[str, Any]:

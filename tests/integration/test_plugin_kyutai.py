@@ -366,6 +366,19 @@ async def test_tts_reply_with_nothing_to_say_is_no_error_and_no_stall(
     await model.aclose()
 
 
+async def test_tts_unknown_voice_is_a_clear_error_asked_once(server: InferenceServer) -> None:
+    model = kyutai.TTS(url=server.url, voice="expresso/no-such-voice.wav", preconnect=False)
+    stream = model.stream(conn_options=APIConnectOptions(max_retry=3, retry_interval=0.01))
+    stream.push_text("Hello.")
+    stream.end_input()
+    with pytest.raises(APIStatusError) as err:
+        await asyncio.wait_for(collect_tts(stream), 10)
+    assert err.value.status_code == 404 and not err.value.retryable
+    assert "unknown voice" in err.value.message
+    await stream.aclose()
+    await model.aclose()
+
+
 async def test_tts_interruption_frees_the_slot_within_100ms(server: InferenceServer) -> None:
     base = slots(server.http_url, "tts")
     model = kyutai.TTS(url=server.url, preconnect=False)

@@ -87,3 +87,33 @@ def test_noheads_variant_is_the_same_stt_without_pause_heads(tiny_cache: Path) -
         get_profile("tiny-noheads", tiny_cache), batch_size=1, device="cpu", metrics=Metrics()
     )
     assert not engine.has_pause_heads
+
+
+def test_weights_use_the_tensor_names_of_kyutai_checkpoints(tiny_cache: Path) -> None:
+    """Stacked `in_proj_weight` / `out_proj.weight`, as in the released checkpoints and as
+    Kyutai's Rust loader reads them; moshi splits them in its load hook when loading."""
+    from safetensors import safe_open
+
+    root = tiny.tiny_root(tiny_cache)
+    for kind in ("stt", "tts"):
+        for name in ("model.safetensors", "mimi.safetensors"):
+            with safe_open(str(root / kind / name), "pt") as f:
+                keys = list(f.keys())
+            assert not [k for k in keys if "in_projs." in k or "out_projs." in k], (kind, name)
+            assert any(k.endswith("self_attn.in_proj_weight") for k in keys), (kind, name)
+            assert any(k.endswith("self_attn.out_proj.weight") for k in keys), (kind, name)
+
+
+def test_legacy_names_round_trip_through_moshis_load_hook() -> None:
+    from moshi.modules.transformer import StreamingMultiheadAttention
+
+    torch.manual_seed(0)
+    attn = StreamingMultiheadAttention(embed_dim=8, num_heads=2, causal=True, weights_per_step=3)
+    state = attn.state_dict()
+    legacy = tiny.legacy_names(state)
+    assert set(legacy) == {"in_proj_weight", "out_proj.weight"}
+    assert legacy["in_proj_weight"].shape == (3 * 24, 8)
+    other = StreamingMultiheadAttention(embed_dim=8, num_heads=2, causal=True, weights_per_step=3)
+    other.load_state_dict(legacy)  # strict: every split tensor is restored
+    for key, value in other.state_dict().items():
+        assert torch.equal(value, state[key]), key

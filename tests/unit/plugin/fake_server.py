@@ -42,6 +42,7 @@ class FakeKyutai:
     tts_texts: list[list[str]] = field(default_factory=list)
     tts_queries: list[dict[str, str]] = field(default_factory=list)
     tts_eos: int = 0
+    tts_voices: set[str] | None = None  # None: every voice exists
     stt_frames: int = 0
     markers: list[int] = field(default_factory=list)
     closed: asyncio.Event = field(default_factory=asyncio.Event)
@@ -152,6 +153,15 @@ class FakeKyutai:
     async def _tts(self, request: web.Request) -> web.StreamResponse:
         self.tts_queries.append(dict(request.query))
         await self._notify()
+        voice = request.query.get("voice", "")
+        if self.tts_voices is not None and voice not in self.tts_voices:
+            # as our server: refused before Ready
+            unknown = web.WebSocketResponse()
+            await unknown.prepare(request)
+            self.connections += 1
+            await unknown.send_bytes(pack({"type": "Error", "message": f"unknown voice {voice!r}"}))
+            await unknown.close()
+            return unknown
         ws = await self._open(request)
         if not isinstance(ws, web.WebSocketResponse) or ws.closed:
             return ws

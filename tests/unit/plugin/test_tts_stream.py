@@ -213,3 +213,18 @@ async def test_lone_dashes_do_not_shift_the_timings(server: FakeKyutai) -> None:
     assert spans[:4] == [pytest.approx((i * 0.16, (i + 1) * 0.16)) for i in range(4)]
     assert spans[4] == pytest.approx((4 * 0.16, 6 * 0.16))
     await model.aclose()
+
+
+async def test_an_unknown_voice_is_a_clear_error_not_retried(server: FakeKyutai) -> None:
+    server.tts_voices = {"expresso/ex03-ex01_happy_001_channel1_334s.wav"}
+    model = kyutai.TTS(url=server.url, voice="expresso/typo.wav", preconnect=False)
+    stream = model.stream(conn_options=APIConnectOptions(max_retry=3, retry_interval=0.01))
+    stream.push_text("Hello.")
+    stream.end_input()
+    with pytest.raises(APIStatusError) as err:
+        await drain(stream)
+    assert err.value.status_code == 404 and not err.value.retryable
+    assert "unknown voice" in err.value.message and "expresso/typo.wav" in err.value.message
+    assert server.connections == 1  # asked once
+    await stream.aclose()
+    await model.aclose()

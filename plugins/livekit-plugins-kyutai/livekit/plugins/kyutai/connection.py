@@ -211,6 +211,14 @@ async def connect(
         if res.at_capacity:
             logger.info("Kyutai server %s has no free channels, trying the next", redact(url))
             continue
+        if res.bad_voice:
+            # the same voice is unknown to every retry: a clear error, once
+            logger.error("Kyutai server %s: %s", redact(url), res.message)
+            raise APIStatusError(
+                f"Kyutai server {redact(url)} refused the voice: {res.message}",
+                status_code=404,
+                retryable=False,
+            )
         last_error = APIStatusError(
             f"Kyutai server {redact(url)} refused the session: {res.message}", status_code=500
         )

@@ -55,6 +55,12 @@ class Error:
     def at_capacity(self) -> bool:
         return NO_FREE_CHANNELS in self.message.lower()
 
+    @property
+    def bad_voice(self) -> bool:
+        """The voice asked for does not exist there: asking again cannot help."""
+        m = self.message.lower()
+        return any(p in m for p in ("unknown voice", "invalid voice", "voice name is empty"))
+
 
 @dataclass(frozen=True)
 class Audio:

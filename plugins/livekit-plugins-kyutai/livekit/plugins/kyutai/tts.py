@@ -325,6 +325,14 @@ async def _speak(
             elif isinstance(msg, protocol.Text):
                 push_words(aligner.on_spoken(msg.text, msg.start_s, msg.stop_s))
             elif isinstance(msg, protocol.Error):
+                if msg.bad_voice:
+                    # a typo in a voice name: say so once, do not retry it in a loop
+                    logger.error("Kyutai TTS voice %r refused: %s", opts.voice, msg.message)
+                    raise APIStatusError(
+                        f"Kyutai TTS server error: {msg.message} (voice {opts.voice!r})",
+                        status_code=404,
+                        retryable=False,
+                    )
                 raise APIStatusError(
                     f"Kyutai TTS server error: {msg.message}",
                     status_code=503 if msg.at_capacity else 500,
@@ -335,6 +343,11 @@ async def _speak(
     recv_task = asyncio.create_task(recv(), name="kyutai_tts_recv")
     try:
         done, _ = await asyncio.wait({send_task, recv_task}, return_when=asyncio.FIRST_EXCEPTION)
+        if send_task in done and send_task.exception() is not None and not recv_task.done():
+            # A write failed because the server closed: its Error, if it sent one, says why.
+            await asyncio.wait({recv_task}, timeout=1.0)
+            if recv_task.done() and recv_task.exception() is not None:
+                recv_task.result()
         for t in done:
             t.result()
         await recv_task
