@@ -53,6 +53,12 @@ class InferenceServer:
     def tts_url(self) -> str:
         return f"{self.url}/api/tts_streaming"
 
+    def tts_msgpack(self, query: str = "") -> str:
+        """The TTS route in the msgpack format every Kyutai client asks for (without `format`
+        the server answers a bare Ogg/Opus stream, as Kyutai's), plus `query` ("?a=b")."""
+        extra = query.lstrip("?&")
+        return f"{self.tts_url}?format=PcmMessagePack" + (f"&{extra}" if extra else "")
+
     def log(self) -> str:
         try:
             return self.log_path.read_text(errors="replace")

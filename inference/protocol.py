@@ -106,7 +106,17 @@ def _is_int(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
-def parse_stt(msg: dict[str, Any]) -> AudioIn | MarkerIn:
+@dataclass(frozen=True)
+class OggOpusIn:
+    data: bytes
+
+
+@dataclass(frozen=True)
+class InitIn:
+    pass
+
+
+def parse_stt(msg: dict[str, Any]) -> AudioIn | MarkerIn | OggOpusIn | InitIn:
     kind = msg["type"]
     if kind == "Audio":
         pcm = msg.get("pcm")
@@ -124,7 +134,12 @@ def parse_stt(msg: dict[str, Any]) -> AudioIn | MarkerIn:
             raise ProtocolError("Marker.id must be an integer")
         return MarkerIn(mid)
     if kind == "OggOpus":
-        raise ProtocolError("OggOpus input is not supported by this server, send Audio")
+        data = msg.get("data")
+        if not isinstance(data, bytes):
+            raise ProtocolError("OggOpus.data must be bytes (Ogg pages of a 24 kHz Opus stream)")
+        return OggOpusIn(data)
+    if kind == "Init":  # Kyutai's clients may send it; Ready was sent already
+        return InitIn()
     raise ProtocolError(f"unknown message type {kind!r}")
 
 

@@ -7,8 +7,10 @@ import logging
 import signal
 import time
 import weakref
+from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 import torch
 from aiohttp import WSCloseCode, WSMsgType, web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -16,6 +18,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from inference import device as device_policy
 from inference import protocol
 from inference.engine import Session
+from inference.formats import Encoder, OutputFormat, UnknownFormat, parse_format
 from inference.metrics import Metrics
 from inference.profiles import Profile, get_profile
 from inference.settings import Settings
@@ -81,7 +84,11 @@ async def _send_error(
         await ws.send_bytes(protocol.error(message))
 
 
-async def _pump(session: Session, ws: web.WebSocketResponse) -> None:
+async def _pump(
+    session: Session,
+    ws: web.WebSocketResponse,
+    encode: Callable[[dict[str, Any]], bytes | None] = protocol.pack,
+) -> None:
     """Forward the model thread's messages to the socket; `None` ends the session."""
     try:
         while True:
@@ -92,7 +99,9 @@ async def _pump(session: Session, ws: web.WebSocketResponse) -> None:
             for m in msgs:
                 if ws.closed:
                     return
-                await ws.send_bytes(protocol.pack(m))
+                data = encode(m)
+                if data is not None:
+                    await ws.send_bytes(data)
     except (ConnectionError, RuntimeError) as exc:  # client went away mid-send
         log.debug("send failed: %s", exc)
 
@@ -120,6 +129,7 @@ async def asr_handler(request: web.Request) -> web.StreamResponse:
         return await _reject_full(ws, "stt", engine.batch_size)
     pump = asyncio.create_task(_pump(session, ws))
     max_samples = int(settings.max_buffered_seconds * protocol.SAMPLE_RATE)
+    opus: Any = None  # Ogg/Opus decoder, made on the first OggOpus message
     try:
         await ws.send_bytes(protocol.ready())
         while True:
@@ -144,9 +154,21 @@ async def asr_handler(request: web.Request) -> web.StreamResponse:
             except protocol.ProtocolError as exc:
                 await _send_error(ws, "stt", str(exc), engine.metrics)
                 continue
-            if isinstance(parsed, protocol.AudioIn):
+            if isinstance(parsed, protocol.OggOpusIn):
+                if opus is None:
+                    import sphn
+
+                    opus = sphn.OpusStreamReader(protocol.SAMPLE_RATE)
+                try:
+                    pcm = np.asarray(opus.append_bytes(parsed.data), dtype=np.float32)
+                except Exception as exc:  # a corrupt stream must not end the server
+                    await _send_error(ws, "stt", f"bad Ogg/Opus data: {exc}", engine.metrics)
+                    continue
+                if pcm.size:
+                    session.push_audio(np.clip(pcm, -1.0, 1.0))
+            elif isinstance(parsed, protocol.AudioIn):
                 session.push_audio(parsed.pcm)
-            else:
+            elif isinstance(parsed, protocol.MarkerIn):
                 session.push_marker(parsed.id)
             engine.notify()
             # Backpressure instead of dropping audio: stop reading until the model has caught
@@ -160,10 +182,19 @@ async def asr_handler(request: web.Request) -> web.StreamResponse:
     return ws
 
 
-def _check_format(fmt: str | None) -> str | None:
-    if fmt in (None, "", "PcmMessagePack"):
-        return None
-    return f"unsupported format {fmt!r}: this server only sends PcmMessagePack"
+async def _refuse(
+    ws: web.WebSocketResponse, fmt: OutputFormat, engine: str, message: str, metrics: Metrics
+) -> web.WebSocketResponse:
+    """End a session that cannot start: an `Error` where the format has messages, else the
+    close reason (the bare audio formats carry nothing else)."""
+    if fmt.has_messages:
+        await _send_error(ws, engine, message, metrics)
+        await ws.close()
+    else:
+        metrics.errors.labels(engine).inc()
+        code = WSCloseCode.TRY_AGAIN_LATER if "no free channels" in message else 1008
+        await ws.close(code=code, message=message.encode()[:120])
+    return ws
 
 
 async def tts_handler(request: web.Request) -> web.StreamResponse:
@@ -173,27 +204,30 @@ async def tts_handler(request: web.Request) -> web.StreamResponse:
     engine: TtsEngine | None = request.app[ENGINES].get("tts")
     if engine is None:
         return web.Response(status=404, text="tts is not served here")
+    try:
+        fmt = parse_format(request.query.get("format"))
+    except UnknownFormat as exc:  # before the upgrade, as Kyutai's server
+        return web.Response(status=400, text=str(exc))
     ws = await _open_ws(request)
-    problem = _check_format(request.query.get("format"))
     voice: torch.Tensor | None = None
-    if problem is None and request.query.get("voice"):
+    if request.query.get("voice"):
         name = request.query["voice"]
         try:
             # May download from the hub: keep it off the event loop.
             voice = await asyncio.get_running_loop().run_in_executor(None, engine.load_voice, name)
         except UnknownVoice as exc:
-            problem = str(exc)
-    if problem is not None:
-        await _send_error(ws, "tts", problem, engine.metrics)
-        await ws.close()
-        return ws
+            log.warning("tts: %s", exc)
+            return await _refuse(ws, fmt, "tts", str(exc), engine.metrics)
     session = engine.acquire(asyncio.get_running_loop())
     if session is None:
-        return await _reject_full(ws, "tts", engine.batch_size)
+        log.warning("tts: all %d slots busy, refused a session", engine.batch_size)
+        return await _refuse(ws, fmt, "tts", "no free channels", engine.metrics)
     session.voice = voice
-    pump = asyncio.create_task(_pump(session, ws))
+    encoder = Encoder(fmt)
+    pump = asyncio.create_task(_pump(session, ws, encoder.encode))
     try:
-        await ws.send_bytes(protocol.ready())
+        if fmt.has_messages:
+            await ws.send_bytes(protocol.ready())
         async for msg in ws:
             if msg.type not in (WSMsgType.BINARY, WSMsgType.TEXT):
                 continue
@@ -204,7 +238,11 @@ async def tts_handler(request: web.Request) -> web.StreamResponse:
                         engine.check_voice(embedding_from_message(parsed.embeddings, parsed.shape))
                     )
             except (protocol.ProtocolError, UnknownVoice) as exc:
-                await _send_error(ws, "tts", str(exc), engine.metrics)
+                if fmt.has_messages:
+                    await _send_error(ws, "tts", str(exc), engine.metrics)
+                else:
+                    engine.metrics.errors.labels("tts").inc()
+                    log.info("tts: bad message on a %s session: %s", fmt.value, exc)
                 continue
             if isinstance(parsed, protocol.TextIn):
                 session.push_text(parsed.text)

@@ -154,7 +154,7 @@ def assert_same_transcription(got: list[dict[str, Any]], want: list[dict[str, An
 async def normal_tts(srv: InferenceServer) -> None:
     async with (
         aiohttp.ClientSession() as http,
-        http.ws_connect(srv.tts_url, headers=auth(srv)) as ws,
+        http.ws_connect(srv.tts_msgpack(), headers=auth(srv)) as ws,
     ):
         assert await kyutai_recv(ws) == {"type": "Ready"}
         for w in "hello world again".split():
@@ -190,7 +190,7 @@ async def test_stt_bad_messages_then_normal_session(server: InferenceServer) -> 
 async def test_tts_bad_messages_then_normal_session(server: InferenceServer) -> None:
     async with (
         aiohttp.ClientSession() as http,
-        http.ws_connect(server.tts_url, headers=auth(server), max_msg_size=0) as ws,
+        http.ws_connect(server.tts_msgpack(), headers=auth(server), max_msg_size=0) as ws,
     ):
         assert await kyutai_recv(ws) == {"type": "Ready"}
         for name, payload in TTS_BAD:
@@ -242,10 +242,14 @@ async def test_far_too_large_message_closes_only_that_socket(server: InferenceSe
 
 async def test_unknown_voice_bad_format_and_auth(server: InferenceServer) -> None:
     async with aiohttp.ClientSession() as http:
-        for query in ("?voice=no/such.wav", "?voice=../../etc/passwd", "?format=Mp3"):
-            async with http.ws_connect(f"{server.tts_url}{query}", headers=auth(server)) as ws:
+        for query in ("?voice=no/such.wav", "?voice=../../etc/passwd"):
+            async with http.ws_connect(server.tts_msgpack(query), headers=auth(server)) as ws:
                 await expect_error(ws, query)
                 assert await kyutai_recv(ws) is None
+        # an unknown format is refused before the upgrade, as Kyutai's server does
+        with pytest.raises(aiohttp.WSServerHandshakeError) as bad_format:
+            await http.ws_connect(f"{server.tts_url}?format=Mp3", headers=auth(server))
+        assert bad_format.value.status == 400
         for url in (server.stt_url, server.tts_url):
             for hdrs in ({}, {"kyutai-api-key": "wrong"}):
                 with pytest.raises(aiohttp.WSServerHandshakeError) as err:
@@ -259,7 +263,7 @@ async def test_unknown_voice_bad_format_and_auth(server: InferenceServer) -> Non
 
 async def test_full_server_says_no_free_channels(server: InferenceServer) -> None:
     async with aiohttp.ClientSession() as http:
-        for url in (server.stt_url, server.tts_url):
+        for url in (server.stt_url, server.tts_msgpack()):
             async with http.ws_connect(url, headers=auth(server)) as held:
                 assert await kyutai_recv(held) == {"type": "Ready"}
                 async with http.ws_connect(url, headers=auth(server)) as ws:

@@ -166,7 +166,7 @@ async def tts_session(
     query = f"?voice={VOICES[index % len(VOICES)]}"
     async with (
         aiohttp.ClientSession() as http,
-        http.ws_connect(f"{srv.tts_url}{query}", headers=auth(srv)) as ws,
+        http.ws_connect(srv.tts_msgpack(query), headers=auth(srv)) as ws,
     ):
         assert await kyutai_recv(ws) == {"type": "Ready"}
         LIVE.enter()

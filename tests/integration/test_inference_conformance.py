@@ -174,6 +174,8 @@ async def tts_speak(
     eos: bytes | None = None,
 ) -> tuple[list[dict[str, Any]], list[int], bool]:
     """Messages until close, the byte size of each Audio message, and whether it closed."""
+    if "format=" not in query:  # the msgpack format, as every Kyutai client asks
+        query += ("&" if query else "?") + "format=PcmMessagePack"
     msgs: list[dict[str, Any]] = []
     sizes: list[int] = []
     async with (
@@ -265,7 +267,9 @@ async def test_tts_custom_voice_message(server: InferenceServer) -> None:
 async def test_errors_are_error_messages(server: InferenceServer) -> None:
     async with (
         aiohttp.ClientSession() as http,
-        http.ws_connect(f"{server.tts_url}?voice=no/such-voice.wav", headers=auth(server)) as ws,
+        http.ws_connect(
+            f"{server.tts_url}?voice=no/such-voice.wav&format=PcmMessagePack", headers=auth(server)
+        ) as ws,
     ):
         m = await kyutai_recv(ws)
         assert m is not None and m["type"] == "Error" and isinstance(m["message"], str)

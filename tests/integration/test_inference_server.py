@@ -118,7 +118,7 @@ async def tts_run(
 ) -> tuple[list[np.ndarray], list[dict[str, Any]]]:
     async with (
         aiohttp.ClientSession() as http,
-        http.ws_connect(f"{server.tts_url}{query}", headers=headers(server)) as ws,
+        http.ws_connect(server.tts_msgpack(query), headers=headers(server)) as ws,
     ):
         assert await recv(ws) == {"type": "Ready"}
         for word in text.split():
@@ -165,7 +165,9 @@ async def test_tts_eos_alone_closes_without_audio(server: InferenceServer) -> No
 async def test_tts_unknown_voice(server: InferenceServer) -> None:
     async with (
         aiohttp.ClientSession() as http,
-        http.ws_connect(f"{server.tts_url}?voice=nope/missing.wav", headers=headers(server)) as ws,
+        http.ws_connect(
+            server.tts_msgpack("?voice=nope/missing.wav"), headers=headers(server)
+        ) as ws,
     ):
         m = await recv(ws)
         assert m is not None and m["type"] == "Error"
@@ -239,7 +241,7 @@ async def test_malformed_messages(server: InferenceServer) -> None:
         assert m is not None and m["type"] in ("Step", "Word", "EndWord")
     async with (
         aiohttp.ClientSession() as http,
-        http.ws_connect(server.tts_url, headers=headers(server)) as ws,
+        http.ws_connect(server.tts_msgpack(), headers=headers(server)) as ws,
     ):
         assert await recv(ws) == {"type": "Ready"}
         await ws.send_bytes(pack({"type": "Text", "text": 12}))
