@@ -16,7 +16,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from inference import device as device_policy
-from inference import protocol
+from inference import oneshot, protocol
 from inference.engine import Session
 from inference.formats import Encoder, OutputFormat, UnknownFormat, parse_format
 from inference.metrics import Metrics
@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 ENGINES: web.AppKey[dict[str, Any]] = web.AppKey("engines", dict)
 SETTINGS: web.AppKey[Settings] = web.AppKey("settings", Settings)
 SOCKETS: web.AppKey[weakref.WeakSet[Any]] = web.AppKey("sockets", weakref.WeakSet)
+BUILD: web.AppKey[dict[str, Any]] = web.AppKey("build", dict)
 
 
 def pick_device(settings: Settings) -> str:
@@ -257,9 +258,83 @@ async def tts_handler(request: web.Request) -> web.StreamResponse:
     return ws
 
 
+async def asr_post_handler(request: web.Request) -> web.StreamResponse:
+    if not _authorized(request, request.app[SETTINGS].api_key_set):
+        return web.Response(status=401, text="unauthorized")
+    engine: SttEngine | None = request.app[ENGINES].get("stt")
+    if engine is None:
+        return web.Response(status=404, text="stt is not served here")
+    return await oneshot.asr_post(request, engine)
+
+
+async def tts_post_handler(request: web.Request) -> web.StreamResponse:
+    if not _authorized(request, request.app[SETTINGS].api_key_set):
+        return web.Response(status=401, text="unauthorized")
+    engine: TtsEngine | None = request.app[ENGINES].get("tts")
+    if engine is None:
+        return web.Response(status=404, text="tts is not served here")
+    return await oneshot.tts_post(request, engine)
+
+
+async def modules_info(request: web.Request) -> web.Response:
+    """Slots per engine, in the shape of Kyutai's `/api/modules_info` (values are strings)."""
+    engines = request.app[ENGINES]
+    modules = []
+    for name, kind, path in (
+        ("stt", "batched_asr", "/api/asr-streaming"),
+        ("tts", "py", "/api/tts_streaming"),
+    ):
+        engine = engines.get(name)
+        if engine is not None:
+            modules.append(
+                {
+                    "type": kind,
+                    "path": path,
+                    "repo": str(engine.repo),
+                    "used_slots": str(engine.open_slots),
+                    "total_slots": str(engine.batch_size),
+                }
+            )
+    return web.json_response(modules)
+
+
+def _git(*args: str) -> str | None:
+    import subprocess
+    from pathlib import Path
+
+    try:
+        out = subprocess.run(
+            ["git", *args],
+            cwd=Path(__file__).resolve().parent,
+            capture_output=True,
+            text=True,
+            timeout=2,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def build_fields() -> dict[str, str]:
+    """The keys of Kyutai's build_info that mean something here (its Rust toolchain ones do
+    not), read once at start-up."""
+    from datetime import UTC, datetime
+
+    now = datetime.now(UTC)
+    return {
+        "build_timestamp": now.isoformat(timespec="seconds"),
+        "build_date": now.date().isoformat(),
+        "git_hash": _git("rev-parse", "HEAD") or "unknown",
+        "git_describe": _git("describe", "--always", "--dirty") or "unknown",
+        "git_branch": _git("rev-parse", "--abbrev-ref", "HEAD") or "unknown",
+    }
+
+
 async def build_info(request: web.Request) -> web.Response:
     engines = request.app[ENGINES]
+    build: dict[str, Any] = request.app[BUILD]
     info: dict[str, Any] = {
+        **build,
         "name": "kyutai-inference",
         "version": "0.1.0",
         "profile": request.app[SETTINGS].models,
@@ -341,9 +416,13 @@ def make_app(settings: Settings, engines: dict[str, Any]) -> web.Application:
     app[SETTINGS] = settings
     app[ENGINES] = engines
     app[SOCKETS] = weakref.WeakSet()
+    app[BUILD] = build_fields()
     app.router.add_get("/api/asr-streaming", asr_handler)
     app.router.add_get("/api/tts_streaming", tts_handler)
+    app.router.add_post("/api/asr-streaming", asr_post_handler)
+    app.router.add_post("/api/tts_streaming", tts_post_handler)
     app.router.add_get("/api/build_info", build_info)
+    app.router.add_get("/api/modules_info", modules_info)
     app.router.add_get("/metrics", metrics_handler)
 
     async def close_sockets(app: web.Application) -> None:

@@ -121,3 +121,71 @@ async def test_ogg_opus_stt_input_is_transcribed_like_pcm(server: InferenceServe
                 break
     # every decoded frame was stepped, then the model delay
     assert steps >= len(pages) - 1 + 6
+
+
+def _wav(pcm: np.ndarray, sample_rate: int) -> bytes:
+    import io
+    import wave
+
+    buf = io.BytesIO()
+    with wave.open(buf, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(sample_rate)
+        w.writeframes((np.clip(pcm, -1, 1) * 32767).astype("<i2").tobytes())
+    return buf.getvalue()
+
+
+async def test_post_a_recording_returns_its_words(server: InferenceServer) -> None:
+    audio = np.asarray(speechlike(4.0, seed=3), dtype=np.float32)
+    url = f"{server.http_url}/api/asr-streaming"
+    async with aiohttp.ClientSession() as http:
+        async with http.post(url, data=_wav(audio, 24000), headers=auth(server)) as r:
+            assert r.status == 200, await r.text()
+            words = await r.json()
+        assert words and {m["type"] for m in words} <= {"Word", "EndWord"}
+        assert max(m["start_time"] for m in words if m["type"] == "Word") <= 4.0
+        # another rate is resampled: 16 kHz gives words too
+        src16 = audio[::3][: int(4.0 * 16000)]
+        async with http.post(url, data=_wav(src16, 16000), headers=auth(server)) as r:
+            assert r.status == 200 and isinstance(await r.json(), list)
+        async with http.post(url, data=b"not audio at all", headers=auth(server)) as r:
+            assert r.status == 400 and "could not decode" in await r.text()
+        async with http.post(url, data=_wav(audio, 24000)) as r:
+            assert r.status == 401
+
+
+async def test_post_text_streams_a_wav(server: InferenceServer) -> None:
+    url = f"{server.http_url}/api/tts_streaming"
+    body = {"text": "hello there how are you", "voice": "vctk/p225_023.wav"}
+    async with aiohttp.ClientSession() as http:
+        async with http.post(url, json=body, headers=auth(server)) as r:
+            assert r.status == 200 and r.headers["Content-Type"] == "audio/wav"
+            data = await r.read()
+        assert data[:4] == b"RIFF" and data[8:12] == b"WAVE" and data[36:40] == b"data"
+        pcm = np.frombuffer(data[44:], dtype="<i2")
+        assert pcm.size > 10 * FRAME and np.abs(pcm).max() > 100
+        async with http.post(
+            url, json={"text": "hi", "voice": "no/such.wav"}, headers=auth(server)
+        ) as r:
+            assert r.status == 404 and "unknown voice" in await r.text()
+        async with http.post(url, data=b"{", headers=auth(server)) as r:
+            assert r.status == 400
+
+
+async def test_modules_info_reports_slots(server: InferenceServer) -> None:
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"{server.http_url}/api/modules_info") as r:
+            modules = await r.json()
+        by_path = {m["path"]: m for m in modules}
+        assert by_path["/api/asr-streaming"]["type"] == "batched_asr"
+        assert by_path["/api/tts_streaming"]["type"] == "py"
+        assert by_path["/api/asr-streaming"]["total_slots"] == "2"
+        async with http.ws_connect(server.stt_url, headers=auth(server)) as ws:
+            assert await kyutai_recv(ws) == {"type": "Ready"}
+            async with http.get(f"{server.http_url}/api/modules_info") as r:
+                used = {m["path"]: m["used_slots"] for m in await r.json()}
+            assert used["/api/asr-streaming"] == "1"
+        async with http.get(f"{server.http_url}/api/build_info") as r:
+            info = await r.json()
+        assert {"git_hash", "build_date", "build_timestamp"} <= set(info)
