@@ -34,7 +34,7 @@ def test_parse_audio_and_marker() -> None:
         {"type": "Marker", "id": 1.5},
         {"type": "Marker", "id": True},
         {"type": "Nope"},
-        {"type": "OggOpus", "data": b""},
+        {"type": "OggOpus", "data": "not bytes"},
     ],
 )
 def test_parse_stt_rejects(msg: dict) -> None:
