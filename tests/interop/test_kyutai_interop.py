@@ -64,10 +64,27 @@ def kyutai_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Inferenc
     srv.stop()
 
 
+async def wait_all_free(srv: InferenceServer, timeout: float = 10.0) -> None:
+    """Until `/api/modules_info` (both servers have it) shows no slot in use: Kyutai's server
+    frees a slot on its next model step after the client left, not at once."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    async with aiohttp.ClientSession() as http:
+        while True:
+            async with http.get(f"{srv.http_url}/api/modules_info") as r:
+                used = [int(m["used_slots"]) for m in await r.json()]
+            if not any(used):
+                return
+            if loop.time() > deadline:
+                raise TimeoutError(f"slots still in use on {srv.http_url}: {used}")
+            await asyncio.sleep(0.05)  # polling interval of a state endpoint, not a wait
+
+
 @pytest.fixture(params=["ours", "kyutai"])
-def server(request: pytest.FixtureRequest) -> InferenceServer:
+async def server(request: pytest.FixtureRequest) -> InferenceServer:
     name = "ours" if request.param == "ours" else "kyutai_server"
     srv: InferenceServer = request.getfixturevalue(name)
+    await wait_all_free(srv)
     return srv
 
 
@@ -135,6 +152,7 @@ async def test_kyutai_numbers_steps_across_connections(kyutai_server: InferenceS
     first_steps = []
     async with aiohttp.ClientSession() as http:
         for _ in range(2):
+            await wait_all_free(kyutai_server)
             async with http.ws_connect(
                 kyutai_server.stt_url, headers={"kyutai-api-key": kyutai_server.api_key}
             ) as ws:
@@ -222,12 +240,14 @@ async def full(server: InferenceServer) -> AsyncIterator[InferenceServer]:
         yield server
         for ws in held:
             await ws.close()
+    await wait_all_free(server)
 
 
 async def test_tts_full_server_fails_over(
     full: InferenceServer, ours: InferenceServer, request: pytest.FixtureRequest
 ) -> None:
     other = ours if full is not ours else request.getfixturevalue("kyutai_server")
+    await wait_all_free(other)
     model = kyutai.TTS(url=[full.url, other.url], preconnect=False)
     frame = await asyncio.wait_for(
         model.synthesize("Over there.", conn_options=NO_RETRY).collect(), 60
