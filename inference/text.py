@@ -81,16 +81,19 @@ class WordAssembler:
     """Greedy STT text tokens -> `Word` / `EndWord`, with the semantics of Kyutai's Rust server.
 
     Every token but 0 (word start) and 3 (padding) is a word piece. A 0 or 3 after pieces
-    completes a word, which starts at the previous 0. A word's end is a 0 only: a word that
-    padding follows is ended when the next word starts (clients estimate its end from the
-    step it was completed on, see the plugin's turn tracker).
+    completes a word, which starts at the 0 that opened it. A word's end is a 0 only: a word
+    that padding follows is ended when the next word starts (clients estimate its end from the
+    step it was completed on, see the plugin's turn tracker). Kyutai's models open every word
+    with a 0; for a word that comes without one (a random test model), its first piece is its
+    start, where Kyutai's server would give the last 0 however long ago it was.
     """
 
     decode: Callable[[list[int]], str]
     pad_id: int = 3
     boundary_id: int = 0
     _pieces: list[int] = field(default_factory=list)
-    _last_boundary: float = 0.0
+    _start: float = 0.0
+    _opened: float | None = None  # time of a 0 not yet followed by a word
     _unended: bool = False
 
     def push(self, token: int, time_s: float) -> list[WordOut | EndWordOut]:
@@ -101,13 +104,16 @@ class WordAssembler:
                 word = self.decode(self._pieces).strip()
                 self._pieces = []
                 if word:
-                    out.append(WordOut(word, self._last_boundary))
+                    out.append(WordOut(word, self._start))
                     self._unended = True
         else:
+            if not self._pieces:
+                self._start = self._opened if self._opened is not None else time_s
+                self._opened = None
             self._pieces.append(token)
         if token == self.boundary_id:
             if self._unended:
                 self._unended = False
                 out.append(EndWordOut(time_s))
-            self._last_boundary = time_s
+            self._opened = time_s
         return out

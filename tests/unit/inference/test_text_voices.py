@@ -36,6 +36,14 @@ def test_word_assembler_follows_kyutai_rules() -> None:
     ]
 
 
+def test_a_word_without_its_opening_zero_starts_at_its_first_piece() -> None:
+    wa = WordAssembler(decode=lambda ids: "".join(chr(96 + i - 3) for i in ids))
+    # 0 a 3 3 3 b c 3: "bc" has no 0 before it; its start is not the 0 of long ago
+    tokens = [0, 4, 3, 3, 3, 5, 6, 3]
+    out = [(i, o) for i, t in enumerate(tokens) for o in wa.push(t, i * 0.08)]
+    assert out == [(2, WordOut("a", 0.0)), (7, WordOut("bc", 0.4))]
+
+
 def test_voice_names() -> None:
     assert normalize_voice_name("a/b.wav.1e68beda@240.safetensors", SUFFIX) == "a/b.wav"
     for bad in ("", "../x", "/etc/passwd", "a//b", "a\\b"):
