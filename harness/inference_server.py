@@ -143,18 +143,24 @@ def start_inference_server(
     )
     server = InferenceServer(process, port, log_path, _log_file=log_file)
     server.api_key = full_env["KYUTAI_API_KEYS"].split(",")[0].strip()
+    return wait_until_ready(server, "inference server", timeout)
+
+
+def wait_until_ready(server: InferenceServer, what: str, timeout: float) -> InferenceServer:
+    """Until `/api/build_info` answers; stops the server and raises, with its log, when it
+    dies or does not answer in time."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if process.poll() is not None:
+        if server.process.poll() is not None:
             server.stop()
             raise RuntimeError(
-                f"inference server exited with {process.returncode}:\n{server.log()[-4000:]}"
+                f"{what} exited with {server.process.returncode}:\n{server.log()[-4000:]}"
             )
         if _ready(f"{server.http_url}/api/build_info"):
             return server
         time.sleep(0.2)  # polling interval for readiness, not synchronisation
     server.stop()
-    raise TimeoutError(f"inference server not ready after {timeout}s:\n{server.log()[-4000:]}")
+    raise TimeoutError(f"{what} not ready after {timeout}s:\n{server.log()[-4000:]}")
 
 
 # ---- a minimal client written from docs/the Kyutai protocol (no server code imported) ----------

@@ -14,10 +14,9 @@ import os
 import subprocess
 import sys
 import sysconfig
-import time
 from pathlib import Path
 
-from .inference_server import DEFAULT_API_KEY, REPO_ROOT, InferenceServer, _ready
+from .inference_server import DEFAULT_API_KEY, REPO_ROOT, InferenceServer, wait_until_ready
 from .ports import free_port
 
 
@@ -72,15 +71,4 @@ def start_moshi_server(work_dir: Path, *, timeout: float = 300.0) -> InferenceSe
         cmd, cwd=work_dir, env=env, stdout=log_file, stderr=subprocess.STDOUT
     )
     server = InferenceServer(process, port, log_path, api_key=DEFAULT_API_KEY, _log_file=log_file)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            server.stop()
-            raise RuntimeError(
-                f"moshi-server exited with {process.returncode}:\n{server.log()[-4000:]}"
-            )
-        if _ready(f"{server.http_url}/api/build_info"):
-            return server
-        time.sleep(0.2)  # polling interval for readiness, not synchronisation
-    server.stop()
-    raise TimeoutError(f"moshi-server not ready after {timeout}s:\n{server.log()[-4000:]}")
+    return wait_until_ready(server, "moshi-server", timeout)

@@ -10,8 +10,9 @@ What the Rust server needs that the tiny checkpoints do not give it:
   so that different sounds give different codes; and the tiny LM's audio embeddings grow to the
   full-size Mimi's 2048 codes (+1 initial token). The tiny LM's weights are kept, so it still
   babbles words, but its pause heads do not follow silence through a random Mimi.
-- TTS (its `Py` module runs Kyutai's tts.py on our moshi package): only the config's path to
-  the Mimi config must be a local file.
+- TTS (its `Py` module runs Kyutai's tts.py on our moshi package) and its Python STT module
+  (`PyBatchedAsr`, batched_asr.py): only the config's path to the Mimi config must be a local
+  file.
 Tensor names are already Kyutai's (see `tiny.legacy_names`).
 """
 
@@ -142,6 +143,24 @@ max_seq_len = 4096
 num_heads = {stt_cfg["extra_heads_num_heads"]}
 dim = {stt_cfg["extra_heads_dim"]}
 
+# Kyutai's Python STT module (moshi's LMGen, tiny weights as they are); it ends a session after
+# echoing a Marker.
+[modules.asr_py]
+type = "PyBatchedAsr"
+path = "/api/asr-streaming-py"
+batch_size = 1
+text_tokenizer_file = "{out}/stt-py/tokenizer.model"
+asr_delay_in_tokens = {delay}
+
+[modules.asr_py.py]
+log_folder = "{out}/logs"
+hf_repo = "kyutai/stt-1b-en_fr-candle"
+moshi_weight = "{out}/stt-py/model.safetensors"
+mimi_weight = "{out}/stt-py/mimi.safetensors"
+config_path = "{out}/stt-py/config.json"
+tokenizer = "{out}/stt-py/tokenizer.model"
+device = "cpu"
+
 [modules.tts_py]
 type = "Py"
 path = "/api/tts_streaming"
@@ -182,11 +201,13 @@ def write_copies(out: Path, cache_dir: Path, *, api_key: str = "public_token") -
     state = {k: v.detach().contiguous() for k, v in mimi.state_dict().items()}
     save_file(tiny.legacy_names(state), str(out / "stt" / "mimi.safetensors"))
     shutil.copy(root / "stt" / "tokenizer.model", out / "stt" / "tokenizer.model")
-    # TTS: the same files; Kyutai's tts.py passes no Mimi config, so name a local one.
-    shutil.copytree(root / "tts", out / "tts", dirs_exist_ok=True)
-    tts_cfg = json.loads((root / "tts" / "config.json").read_text())
-    tts_cfg["mimi_config_name"] = f"file://{out / 'tts' / 'mimi_config.json'}"
-    (out / "tts" / "config.json").write_text(json.dumps(tts_cfg, indent=2))
+    # The Python modules (TTS, and the Python STT) load the tiny files as they are; Kyutai's
+    # scripts pass no Mimi config, so the config must name a local one.
+    for src, dest in (("tts", "tts"), ("stt", "stt-py")):
+        shutil.copytree(root / src, out / dest, dirs_exist_ok=True)
+        cfg = json.loads((root / src / "config.json").read_text())
+        cfg["mimi_config_name"] = f"file://{out / dest / 'mimi_config.json'}"
+        (out / dest / "config.json").write_text(json.dumps(cfg, indent=2))
     shutil.copytree(root / "tts-voices", out / "voices", dirs_exist_ok=True)
     config = out / "moshi-server.toml"
     config.write_text(_config_toml(out, stt_cfg, api_key=api_key))

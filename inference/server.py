@@ -66,6 +66,16 @@ def _authorized(request: web.Request, keys: frozenset[str]) -> bool:
     return key is not None and key in keys
 
 
+def _engine_or_refusal(request: web.Request, name: str) -> Any:
+    """The engine serving `name`, or the HTTP answer for a caller or route that can't have it."""
+    if not _authorized(request, request.app[SETTINGS].api_key_set):
+        return web.Response(status=401, text="unauthorized")
+    engine = request.app[ENGINES].get(name)
+    if engine is None:
+        return web.Response(status=404, text=f"{name} is not served here")
+    return engine
+
+
 async def _open_ws(
     request: web.Request, *, heartbeat: float | None = 10.0
 ) -> web.WebSocketResponse:
@@ -117,11 +127,10 @@ async def _reject_full(ws: web.WebSocketResponse, name: str, slots: int) -> web.
 
 async def asr_handler(request: web.Request) -> web.StreamResponse:
     settings = request.app[SETTINGS]
-    if not _authorized(request, settings.api_key_set):
-        return web.Response(status=401, text="unauthorized")
-    engine: SttEngine | None = request.app[ENGINES].get("stt")
-    if engine is None:
-        return web.Response(status=404, text="stt is not served here")
+    found = _engine_or_refusal(request, "stt")
+    if isinstance(found, web.Response):
+        return found
+    engine: SttEngine = found
     # No ping/pong heartbeat: while the backlog is full the socket is not read (backpressure),
     # so a pong would go unread; an idle timeout finds dead clients instead, as Kyutai's does.
     ws = await _open_ws(request, heartbeat=None)
@@ -200,11 +209,10 @@ async def _refuse(
 
 async def tts_handler(request: web.Request) -> web.StreamResponse:
     settings = request.app[SETTINGS]
-    if not _authorized(request, settings.api_key_set):
-        return web.Response(status=401, text="unauthorized")
-    engine: TtsEngine | None = request.app[ENGINES].get("tts")
-    if engine is None:
-        return web.Response(status=404, text="tts is not served here")
+    found = _engine_or_refusal(request, "tts")
+    if isinstance(found, web.Response):
+        return found
+    engine: TtsEngine = found
     try:
         fmt = parse_format(request.query.get("format"))
     except UnknownFormat as exc:  # before the upgrade, as Kyutai's server
@@ -259,21 +267,17 @@ async def tts_handler(request: web.Request) -> web.StreamResponse:
 
 
 async def asr_post_handler(request: web.Request) -> web.StreamResponse:
-    if not _authorized(request, request.app[SETTINGS].api_key_set):
-        return web.Response(status=401, text="unauthorized")
-    engine: SttEngine | None = request.app[ENGINES].get("stt")
-    if engine is None:
-        return web.Response(status=404, text="stt is not served here")
-    return await oneshot.asr_post(request, engine)
+    found = _engine_or_refusal(request, "stt")
+    if isinstance(found, web.Response):
+        return found
+    return await oneshot.asr_post(request, found)
 
 
 async def tts_post_handler(request: web.Request) -> web.StreamResponse:
-    if not _authorized(request, request.app[SETTINGS].api_key_set):
-        return web.Response(status=401, text="unauthorized")
-    engine: TtsEngine | None = request.app[ENGINES].get("tts")
-    if engine is None:
-        return web.Response(status=404, text="tts is not served here")
-    return await oneshot.tts_post(request, engine)
+    found = _engine_or_refusal(request, "tts")
+    if isinstance(found, web.Response):
+        return found
+    return await oneshot.tts_post(request, found)
 
 
 async def modules_info(request: web.Request) -> web.Response:

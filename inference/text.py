@@ -84,8 +84,9 @@ class WordAssembler:
     completes a word, which starts at the 0 that opened it. A word's end is a 0 only: a word
     that padding follows is ended when the next word starts (clients estimate its end from the
     step it was completed on, see the plugin's turn tracker). Kyutai's models open every word
-    with a 0; for a word that comes without one (a random test model), its first piece is its
-    start, where Kyutai's server would give the last 0 however long ago it was.
+    with a 0 right before its pieces; a word that comes without one, or after a 0 that padding
+    followed (the tiny test model does both), starts at its first piece, where Kyutai's server
+    would date it to the last 0 however long ago that was.
     """
 
     decode: Callable[[list[int]], str]
@@ -99,6 +100,8 @@ class WordAssembler:
     def push(self, token: int, time_s: float) -> list[WordOut | EndWordOut]:
         """Feed one token at `time_s`; returns what completed with it."""
         out: list[WordOut | EndWordOut] = []
+        if token == self.pad_id and not self._pieces:
+            self._opened = None  # a 0 followed by padding opened nothing
         if token in (self.pad_id, self.boundary_id):
             if self._pieces:
                 word = self.decode(self._pieces).strip()

@@ -114,7 +114,9 @@ async def test_stt_turns_flushed_on_one_connection(server: InferenceServer) -> N
     """Two turns, each ended by a flush: the plugin counts Steps instead of sending Markers, so
     one connection serves them all (Kyutai's Python STT module ends a session after a Marker)."""
     errors: list[object] = []
-    model = kyutai.STT(url=server.url, use_pause_heads=False)
+    # The audio is pushed faster than real time and Kyutai's server steps at real time, so a
+    # flush completes seconds after it starts: a longer flush timeout than the default 3 s.
+    model = kyutai.STT(url=server.url, use_pause_heads=False, flush_timeout=30.0)
     model.on("error", errors.append)
     stream = model.stream(conn_options=NO_RETRY)
     finals: list[stt.SpeechData] = []
@@ -131,6 +133,28 @@ async def test_stt_turns_flushed_on_one_connection(server: InferenceServer) -> N
         assert final.words[-1].end_time > final.words[-1].start_time
         assert final.end_time <= 4.0 * seed + 0.5
     assert len(finals) == 2 and finals[1].start_time > finals[0].end_time - 0.5
+    assert errors == []
+    stream.end_input()
+    await stream.aclose()
+    await model.aclose()
+
+
+async def test_stt_turns_on_kyutais_python_stt_module(kyutai_server: InferenceServer) -> None:
+    """Kyutai's PyBatchedAsr ends the session after echoing a Marker: flushing by Step count,
+    the plugin keeps its one connection for turn after turn."""
+    await wait_all_free(kyutai_server)
+    errors: list[object] = []
+    model = kyutai.STT(
+        url=f"{kyutai_server.url}/api/asr-streaming-py", use_pause_heads=False, flush_timeout=30.0
+    )
+    model.on("error", errors.append)
+    stream = model.stream(conn_options=NO_RETRY)
+    for seed in (1, 2, 3):
+        for f in frames(np.asarray(speechlike(3.0, seed=seed), dtype=np.float32)):
+            stream.push_frame(f)
+        stream.flush()
+        events = await until_final(stream)
+        assert events[-1].alternatives[0].words
     assert errors == []
     stream.end_input()
     await stream.aclose()

@@ -42,6 +42,9 @@ def test_a_word_without_its_opening_zero_starts_at_its_first_piece() -> None:
     tokens = [0, 4, 3, 3, 3, 5, 6, 3]
     out = [(i, o) for i, t in enumerate(tokens) for o in wa.push(t, i * 0.08)]
     assert out == [(2, WordOut("a", 0.0)), (7, WordOut("bc", 0.4))]
+    # a 0 that padding follows ends "bc" but opens nothing: "d" starts at its own piece
+    out = [(i, o) for i, t in enumerate([0, 3, 3, 7, 3], start=8) for o in wa.push(t, i * 0.08)]
+    assert out == [(8, EndWordOut(0.64)), (12, WordOut("d", 0.88))]
 
 
 def test_voice_names() -> None:

@@ -245,6 +245,23 @@ async def test_reconnects_after_the_server_drops(server: FakeKyutai) -> None:
     await model.aclose()
 
 
+async def two_flushed_turns(server: FakeKyutai) -> list[str]:
+    """A turn ended by the framework's flush, then one ended by the end of input: the finals."""
+    server.stt_script = {LEAD + 5: word("one", LEAD + 5), LEAD + 45: word("two", LEAD + 45)}
+    model = kyutai.STT(url=server.url)
+    stream = model.stream(conn_options=FAST)
+    for f in audio(1.0):
+        stream.push_frame(f)
+    stream.flush()
+    first = await collect(stream, stt.SpeechEventType.FINAL_TRANSCRIPT)
+    for f in audio(1.5, seed=1):
+        stream.push_frame(f)
+    stream.end_input()
+    events = first + [ev async for ev in stream]
+    await model.aclose()
+    return [e.alternatives[0].text for e in events if e.type.name == "FINAL_TRANSCRIPT"]
+
+
 async def test_turns_on_a_server_that_ends_the_session_after_a_marker(
     server: FakeKyutai,
 ) -> None:
@@ -252,40 +269,14 @@ async def test_turns_on_a_server_that_ends_the_session_after_a_marker(
     Step count keeps one connection for many turns."""
     server.close_after_marker = True
     server.step_idx_base = 822  # and numbers its steps across the batch
-    server.stt_script = {LEAD + 5: word("one", LEAD + 5), LEAD + 45: word("two", LEAD + 45)}
-    model = kyutai.STT(url=server.url)
-    stream = model.stream(conn_options=FAST)
-    for f in audio(1.0):
-        stream.push_frame(f)
-    stream.flush()
-    first = await collect(stream, stt.SpeechEventType.FINAL_TRANSCRIPT)
-    for f in audio(1.5, seed=1):
-        stream.push_frame(f)
-    stream.end_input()
-    events = first + [ev async for ev in stream]
-    finals = [e.alternatives[0].text for e in events if e.type.name == "FINAL_TRANSCRIPT"]
-    assert finals == ["one", "two"]
+    assert await two_flushed_turns(server) == ["one", "two"]
     assert server.connections == 1 and server.markers == []
-    await model.aclose()
 
 
 async def test_a_server_without_steps_is_flushed_with_markers(server: FakeKyutai) -> None:
     server.send_steps = False  # like stt-2.6b-en: no pause heads, no Steps
-    server.stt_script = {LEAD + 5: word("one", LEAD + 5), LEAD + 45: word("two", LEAD + 45)}
-    model = kyutai.STT(url=server.url)
-    stream = model.stream(conn_options=FAST)
-    for f in audio(1.0):
-        stream.push_frame(f)
-    stream.flush()
-    first = await collect(stream, stt.SpeechEventType.FINAL_TRANSCRIPT)
-    for f in audio(1.5, seed=1):
-        stream.push_frame(f)
-    stream.end_input()
-    events = first + [ev async for ev in stream]
-    finals = [e.alternatives[0].text for e in events if e.type.name == "FINAL_TRANSCRIPT"]
-    assert finals == ["one", "two"]
+    assert await two_flushed_turns(server) == ["one", "two"]
     assert server.markers == [1, 2]
-    await model.aclose()
 
 
 def test_url_route_and_env(monkeypatch: pytest.MonkeyPatch) -> None:
