@@ -10,9 +10,8 @@ What the Rust server needs that the tiny checkpoints do not give it:
   so that different sounds give different codes; and the tiny LM's audio embeddings grow to the
   full-size Mimi's 2048 codes (+1 initial token). The tiny LM's weights are kept, so it still
   babbles words, but its pause heads do not follow silence through a random Mimi.
-- TTS (its `Py` module runs Kyutai's tts.py on our moshi package) and its Python STT module
-  (`PyBatchedAsr`, batched_asr.py): only the config's path to the Mimi config must be a local
-  file.
+- TTS (its `Py` module runs Kyutai's tts.py on our moshi package): only the config's path to
+  the Mimi config must be a local file.
 Tensor names are already Kyutai's (see `tiny.legacy_names`).
 """
 
@@ -143,24 +142,6 @@ max_seq_len = 4096
 num_heads = {stt_cfg["extra_heads_num_heads"]}
 dim = {stt_cfg["extra_heads_dim"]}
 
-# Kyutai's Python STT module (moshi's LMGen, tiny weights as they are); it ends a session after
-# echoing a Marker.
-[modules.asr_py]
-type = "PyBatchedAsr"
-path = "/api/asr-streaming-py"
-batch_size = 1
-text_tokenizer_file = "{out}/stt-py/tokenizer.model"
-asr_delay_in_tokens = {delay}
-
-[modules.asr_py.py]
-log_folder = "{out}/logs"
-hf_repo = "kyutai/stt-1b-en_fr-candle"
-moshi_weight = "{out}/stt-py/model.safetensors"
-mimi_weight = "{out}/stt-py/mimi.safetensors"
-config_path = "{out}/stt-py/config.json"
-tokenizer = "{out}/stt-py/tokenizer.model"
-device = "cpu"
-
 [modules.tts_py]
 type = "Py"
 path = "/api/tts_streaming"
@@ -201,9 +182,9 @@ def write_copies(out: Path, cache_dir: Path, *, api_key: str = "public_token") -
     state = {k: v.detach().contiguous() for k, v in mimi.state_dict().items()}
     save_file(tiny.legacy_names(state), str(out / "stt" / "mimi.safetensors"))
     shutil.copy(root / "stt" / "tokenizer.model", out / "stt" / "tokenizer.model")
-    # The Python modules (TTS, and the Python STT) load the tiny files as they are; Kyutai's
-    # scripts pass no Mimi config, so the config must name a local one.
-    for src, dest in (("tts", "tts"), ("stt", "stt-py")):
+    # The Python TTS module loads the tiny files as they are; Kyutai's tts.py passes no Mimi
+    # config, so the config must name a local one.
+    for src, dest in (("tts", "tts"),):
         shutil.copytree(root / src, out / dest, dirs_exist_ok=True)
         cfg = json.loads((root / src / "config.json").read_text())
         cfg["mimi_config_name"] = f"file://{out / dest / 'mimi_config.json'}"

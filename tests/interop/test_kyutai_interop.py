@@ -139,28 +139,6 @@ async def test_stt_turns_flushed_on_one_connection(server: InferenceServer) -> N
     await model.aclose()
 
 
-async def test_stt_turns_on_kyutais_python_stt_module(kyutai_server: InferenceServer) -> None:
-    """Kyutai's PyBatchedAsr ends the session after echoing a Marker: flushing by Step count,
-    the plugin keeps its one connection for turn after turn."""
-    await wait_all_free(kyutai_server)
-    errors: list[object] = []
-    model = kyutai.STT(
-        url=f"{kyutai_server.url}/api/asr-streaming-py", use_pause_heads=False, flush_timeout=30.0
-    )
-    model.on("error", errors.append)
-    stream = model.stream(conn_options=NO_RETRY)
-    for seed in (1, 2, 3):
-        for f in frames(np.asarray(speechlike(3.0, seed=seed), dtype=np.float32)):
-            stream.push_frame(f)
-        stream.flush()
-        events = await until_final(stream)
-        assert events[-1].alternatives[0].words
-    assert errors == []
-    stream.end_input()
-    await stream.aclose()
-    await model.aclose()
-
-
 async def test_stt_bad_key_is_not_retried(server: InferenceServer) -> None:
     model = kyutai.STT(url=server.url, api_key="wrong")
     stream = model.stream(conn_options=APIConnectOptions(max_retry=2, retry_interval=0.01))
