@@ -53,6 +53,11 @@ class InferenceServer:
     def tts_url(self) -> str:
         return f"{self.url}/api/tts_streaming"
 
+    @property
+    def chat_url(self) -> str:
+        """Moshi's route: moshi.server's binary protocol; `?format=PcmMessagePack` for msgpack."""
+        return f"{self.url}/api/chat"
+
     def tts_msgpack(self, query: str = "") -> str:
         """The TTS route in the msgpack format every Kyutai client asks for (without `format`
         the server answers a bare Ogg/Opus stream, as Kyutai's), plus `query` ("?a=b")."""

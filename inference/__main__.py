@@ -21,11 +21,14 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     )
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
-    serve.add_argument("--only", choices=["stt", "tts", "both"])
+    serve.add_argument("--engines", help="comma separated: stt, tts, moshi (default stt,tts)")
+    serve.add_argument("--only", choices=["stt", "tts", "both"], help="older form of --engines")
     serve.add_argument("--device")
     serve.add_argument("--torch-compile", choices=["auto", "on", "off"])
     serve.add_argument("--stt-batch-size", type=int)
     serve.add_argument("--tts-batch-size", type=int)
+    serve.add_argument("--moshi-batch-size", type=int)
+    serve.add_argument("--moshi-repo", help="Moshi checkpoint (default: the profile's moshiko)")
     serve.add_argument("--tts-n-q", type=int)
     serve.add_argument("--tts-cfg", type=float)
     serve.add_argument("--tts-temp", type=float, help="TTS sampling temperature; 0 = greedy")
@@ -42,6 +45,8 @@ def _parse(argv: list[str]) -> argparse.Namespace:
         "--slots", type=int, help="STT and TTS slots to test (default: the configured batches)"
     )
     st.add_argument("--device")
+    st.add_argument("--engines", help="comma separated: stt, tts, moshi (default stt,tts)")
+    st.add_argument("--moshi-repo")
     st.add_argument("--torch-compile", choices=["auto", "on", "off"])
     st.add_argument("--tts-n-q", type=int)
     st.add_argument("--seconds", type=float, default=3.0, help="audio per STT session")
@@ -56,6 +61,8 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     st.add_argument("--log-level", default="WARNING")
     dl = sub.add_parser("download", help="prefetch the weights and voices of a profile")
     dl.add_argument("--models")
+    dl.add_argument("--engines", help="comma separated: stt, tts, moshi (default stt,tts)")
+    dl.add_argument("--moshi-repo")
     dl.add_argument("--cache-dir")
     dl.add_argument("--log-level", default="WARNING")
     return parser.parse_args(argv)
@@ -84,8 +91,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "download":
             from inference.tiny import TINY_VOICES
 
-            profile = get_profile(settings.models, settings.cache_dir)
-            download(profile, sorted({settings.default_voice, *TINY_VOICES}))
+            profile = get_profile(
+                settings.models, settings.cache_dir, moshi_repo=settings.moshi_repo
+            )
+            download(profile, sorted({settings.default_voice, *TINY_VOICES}), settings.engine_set)
             print(f"profile {settings.models}: all files are available")
             return 0
         if args.command == "selftest":

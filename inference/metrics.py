@@ -48,3 +48,21 @@ class Metrics:
             ["engine"],
             registry=self.registry,
         )
+        self.underruns = Counter(
+            "kyutai_underruns",
+            "Clocked steps that found no input frame and stepped silence instead (Moshi)",
+            ["engine"],
+            registry=self.registry,
+        )
+        self.dropped_frames = Counter(
+            "kyutai_dropped_frames",
+            "Input frames dropped because too many were queued (Moshi keeps up with the present)",
+            ["engine"],
+            registry=self.registry,
+        )
+        self.late_ticks = Counter(
+            "kyutai_late_ticks",
+            "Clocked steps that overran their 80 ms period",
+            ["engine"],
+            registry=self.registry,
+        )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import os
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +16,8 @@ from inference import tiny
 STT_1B = "kyutai/stt-1b-en_fr-candle"
 STT_2B6 = "kyutai/stt-2.6b-en"
 TTS_1B6 = "kyutai/tts-1.6b-en_fr"
+MOSHIKO = "kyutai/moshiko-pytorch-bf16"
+MOSHIKA = "kyutai/moshika-pytorch-bf16"
 VOICE_REPO = "kyutai/tts-voices"
 
 
@@ -34,6 +36,18 @@ class Profile:
     # Build random weights of the real size from these configs (GPU benchmark only).
     random_stt_config: dict[str, Any] | None = None
     random_tts_config: dict[str, Any] | None = None
+    moshi_repo: str | None = None
+    random_moshi_config: dict[str, Any] | None = None
+
+    def repo(self, kind: str) -> str | None:
+        return {"stt": self.stt_repo, "tts": self.tts_repo, "moshi": self.moshi_repo}[kind]
+
+    def random_config(self, kind: str) -> dict[str, Any] | None:
+        return {
+            "stt": self.random_stt_config,
+            "tts": self.random_tts_config,
+            "moshi": self.random_moshi_config,
+        }[kind]
 
     @property
     def voice_dir(self) -> Path | None:
@@ -102,16 +116,48 @@ FULL_TTS_1B6: dict[str, Any] = {
 }
 
 
-def get_profile(name: str, cache_dir: Path) -> Profile:
+def _full_moshi_7b() -> dict[str, Any]:
+    """moshiko's architecture (moshi's own defaults for legacy repos without a config.json)."""
+    from moshi.models import loaders
+
+    return {**copy.deepcopy(loaders._lm_kwargs), "model_type": "moshi"}
+
+
+def get_profile(name: str, cache_dir: Path, *, moshi_repo: str = "") -> Profile:
+    """The profile `name`; `moshi_repo` replaces its Moshi checkpoint (moshika, a tiny variant)."""
+    profile = _base_profile(name, cache_dir)
+    if moshi_repo:
+        if profile.local_root is not None and not moshi_repo.startswith("tiny/"):
+            raise ValueError(
+                f"profile {name} loads local checkpoints: its Moshi must be tiny/<dir>, "
+                f"not {moshi_repo!r}"
+            )
+        if profile.local_root is None and moshi_repo.startswith("tiny/"):
+            raise ValueError(f"{moshi_repo} needs the tiny profile (--models tiny)")
+        profile = replace(profile, moshi_repo=moshi_repo)
+    return profile
+
+
+def _base_profile(name: str, cache_dir: Path) -> Profile:
     if name == "default":
-        return Profile("default", STT_1B, TTS_1B6)
+        return Profile("default", STT_1B, TTS_1B6, moshi_repo=MOSHIKO)
     if name == "stt-2.6b-en":
-        return Profile("stt-2.6b-en", STT_2B6, TTS_1B6)
+        return Profile("stt-2.6b-en", STT_2B6, TTS_1B6, moshi_repo=MOSHIKO)
     if name == "tiny":
-        return Profile("tiny", "tiny/stt", "tiny/tts", local_root=tiny.tiny_root(cache_dir))
+        return Profile(
+            "tiny",
+            "tiny/stt",
+            "tiny/tts",
+            local_root=tiny.tiny_root(cache_dir),
+            moshi_repo="tiny/moshi",
+        )
     if name == "tiny-noheads":  # a tiny STT without pause heads, like stt-2.6b-en
         return Profile(
-            "tiny-noheads", "tiny/stt-noheads", "tiny/tts", local_root=tiny.tiny_root(cache_dir)
+            "tiny-noheads",
+            "tiny/stt-noheads",
+            "tiny/tts",
+            local_root=tiny.tiny_root(cache_dir),
+            moshi_repo="tiny/moshi",
         )
     if name == "full-random":
         return Profile(
@@ -121,6 +167,8 @@ def get_profile(name: str, cache_dir: Path) -> Profile:
             local_root=tiny.tiny_root(cache_dir),
             random_stt_config=FULL_STT_1B,
             random_tts_config=FULL_TTS_1B6,
+            moshi_repo="random/moshi-7b",
+            random_moshi_config=_full_moshi_7b(),
         )
     raise ValueError(f"unknown model profile {name!r}")
 
@@ -155,16 +203,18 @@ def configure_hf(timeout_s: float, *, probe: bool = True) -> bool:
 
 
 def checkpoint_info(profile: Profile, kind: str) -> Any:
-    """`loaders.CheckpointInfo` for the `stt` or `tts` model of a profile."""
+    """`loaders.CheckpointInfo` for the `stt`, `tts` or `moshi` model of a profile."""
     from moshi.models import loaders
 
-    repo = profile.stt_repo if kind == "stt" else profile.tts_repo
+    repo = profile.repo(kind)
     assert repo is not None
     if profile.local_root is not None:
         # Tiny profiles: `tiny/<dir>` names a generated checkpoint. full-random: real configs,
         # the tiny Mimi/tokenizer files of `kind` only for their paths.
         tiny.ensure_tiny_checkpoints(profile.local_root.parent)
         d = profile.local_root / (repo.split("/", 1)[1] if repo.startswith("tiny/") else kind)
+        if not (d / "config.json").exists():
+            raise WeightsUnavailable(f"{repo}: no tiny checkpoint {d.name!r} in {d.parent}")
         return loaders.CheckpointInfo.from_hf_repo(
             repo,
             moshi_weights=d / "model.safetensors",
@@ -175,7 +225,9 @@ def checkpoint_info(profile: Profile, kind: str) -> Any:
         )
     try:
         with warnings.catch_warnings():
-            # Offline, moshi takes a missing config.json for a legacy repo; we report instead.
+            # moshi warns when a repo has no config.json and takes it for a legacy Moshi 7B
+            # (moshiko/moshika really are such repos). Offline, the weights fetch that follows
+            # fails, and that failure is what we report.
             warnings.simplefilter("ignore", UserWarning)
             return loaders.CheckpointInfo.from_hf_repo(repo)
     except Exception as exc:
@@ -199,7 +251,7 @@ def _random_lm(cfg: dict[str, Any], device: str, dtype: torch.dtype) -> Any:
 
 
 def load_lm(profile: Profile, kind: str, info: Any, device: str, dtype: torch.dtype) -> Any:
-    cfg = profile.random_stt_config if kind == "stt" else profile.random_tts_config
+    cfg = profile.random_config(kind)
     if cfg is not None:
         return _random_lm(cfg, device, dtype)
     return info.get_moshi(device=device, dtype=dtype)
@@ -216,8 +268,11 @@ def load_mimi(profile: Profile, info: Any, device: str, num_codebooks: int) -> A
     return mimi
 
 
-def download(profile: Profile, voices: list[str]) -> None:
-    """Prefetch every file a profile needs (with huggingface_hub's progress bars)."""
+def download(
+    profile: Profile, voices: list[str], engines: frozenset[str] = frozenset({"stt", "tts"})
+) -> None:
+    """Prefetch every file the `engines` of a profile need (with huggingface_hub's progress
+    bars); Moshi's 15 GB only when it is served."""
     from huggingface_hub import hf_hub_download
 
     if profile.local_root is not None:
@@ -225,7 +280,12 @@ def download(profile: Profile, voices: list[str]) -> None:
         return
     from inference.voices import voice_suffix
 
-    checkpoint_info(profile, "stt")
+    if "stt" in engines:
+        checkpoint_info(profile, "stt")
+    if "moshi" in engines:
+        checkpoint_info(profile, "moshi")
+    if "tts" not in engines:
+        return
     tts_info = checkpoint_info(profile, "tts")
     suffix = voice_suffix((tts_info.raw_config or {}).get("model_id") or tts_info.model_id)
     for voice in voices:

@@ -48,19 +48,34 @@ class Level:
     gpu_mem_gib: float | None = None
     seconds: float = 0.0
     errors: list[str] = field(default_factory=list)
+    moshi_slots: int = 0
+    moshi_step_ms_p50: float | None = None
+    moshi_step_ms_p99: float | None = None
+    moshi_late_ticks: int | None = None
+    moshi_frames_per_s: float | None = None
 
 
-def slot_levels(stt_n: int, tts_n: int) -> list[tuple[int, int]]:
-    """One slot each, a quarter, a half, then the full configured batch of both engines."""
-    levels: list[tuple[int, int]] = []
+# A clocked Moshi step must fit its 80 ms period with room to spare.
+MOSHI_STEP_BUDGET_MS = 80.0
+
+
+def slot_levels(stt_n: int, tts_n: int, moshi_n: int = 0) -> list[tuple[int, int, int]]:
+    """One slot each, a quarter, a half, then the full configured batch of every engine."""
+    levels: list[tuple[int, int, int]] = []
     for frac in (0.0, 0.25, 0.5, 1.0):
-        pair = (
-            max(1, round(stt_n * frac)) if stt_n else 0,
-            max(1, round(tts_n * frac)) if tts_n else 0,
-        )
-        if pair not in levels:
-            levels.append(pair)
+        row = tuple(max(1, round(n * frac)) if n else 0 for n in (stt_n, tts_n, moshi_n))
+        assert len(row) == 3
+        if row not in levels:
+            levels.append(row)
     return levels
+
+
+def moshi_ok(level: Level) -> bool:
+    return not level.moshi_slots or (
+        level.moshi_step_ms_p99 is not None
+        and level.moshi_step_ms_p99 < MOSHI_STEP_BUDGET_MS
+        and not level.moshi_late_ticks
+    )
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -79,27 +94,43 @@ def verdict(levels: list[Level]) -> tuple[bool, str]:
         problems.append(f"STT runs at {_x(top.stt_rtf)} real time with {top.stt_slots} slots")
     if top.tts_slots and (top.tts_rtf is None or top.tts_rtf < REAL_TIME):
         problems.append(f"TTS runs at {_x(top.tts_rtf)} real time with {top.tts_slots} slots")
+    if not moshi_ok(top):
+        problems.append(
+            f"Moshi steps take {_num(top.moshi_step_ms_p99)} ms (p99) with {top.moshi_slots} "
+            f"slots, {top.moshi_late_ticks} late of its 80 ms clock"
+        )
     if not problems:
         parts = []
         if top.stt_slots:
             parts.append(f"{top.stt_slots} STT slots at {_x(top.stt_rtf)}")
         if top.tts_slots:
             parts.append(f"{top.tts_slots} TTS slots at {_x(top.tts_rtf)}")
-        return True, f"OK: {' and '.join(parts)} real time, both engines busy at once"
+        if top.moshi_slots:
+            parts.append(
+                f"{top.moshi_slots} Moshi slots stepping in {_num(top.moshi_step_ms_p99)} ms "
+                "(p99) of their 80 ms"
+            )
+        return True, f"OK: {' and '.join(parts)} real time, every engine busy at once"
     ok_levels = [
         lv
         for lv in levels
         if not lv.errors
         and (not lv.stt_slots or (lv.stt_rtf or 0) >= REAL_TIME)
         and (not lv.tts_slots or (lv.tts_rtf or 0) >= REAL_TIME)
+        and moshi_ok(lv)
     ]
-    advice = (
-        f"the largest count that ran in real time was {ok_levels[-1].stt_slots} STT + "
-        f"{ok_levels[-1].tts_slots} TTS slots: set KYUTAI_STT_BATCH_SIZE / "
-        "KYUTAI_TTS_BATCH_SIZE at or below it"
-        if ok_levels
-        else "no slot count ran in real time on this device"
-    )
+    advice = "no slot count ran in real time on this device"
+    if ok_levels:
+        best = ok_levels[-1]
+        counts = [f"{best.stt_slots} STT", f"{best.tts_slots} TTS"]
+        knobs = "KYUTAI_STT_BATCH_SIZE / KYUTAI_TTS_BATCH_SIZE"
+        if best.moshi_slots:
+            counts.append(f"{best.moshi_slots} Moshi")
+            knobs += " / KYUTAI_MOSHI_BATCH_SIZE"
+        advice = (
+            f"the largest count that ran in real time was {' + '.join(counts)} slots: set "
+            f"{knobs} at or below it"
+        )
     return False, f"FAIL: {'; '.join(problems)}; {advice}"
 
 
@@ -175,26 +206,90 @@ async def _tts_session(engine: Any, text: str) -> _TtsRun:
         engine.release(session)
 
 
+async def _moshi_session(engine: Any, done: asyncio.Event, seed: int) -> tuple[int, str | None]:
+    """Speech-like input at real time until `done`; returns (audio frames received, error)."""
+    loop = asyncio.get_running_loop()
+    session = engine.acquire(loop)
+    if session is None:
+        return 0, "Moshi: no free slot"
+    rng = np.random.default_rng(seed)
+    frames = 0
+
+    async def read() -> None:
+        nonlocal frames
+        while True:
+            msgs = await session.queue.get()
+            if msgs is None:
+                return
+            frames += sum(1 for m in msgs if m["type"] == "Audio")
+
+    reader = asyncio.create_task(read())
+    start = time.perf_counter()
+    try:
+        k = 0
+        while not done.is_set():
+            session.push_audio((0.05 * rng.standard_normal(protocol.FRAME_SIZE)).astype("f4"))
+            k += 1
+            try:  # the client's own 80 ms pace, ended early by `done`
+                await asyncio.wait_for(
+                    done.wait(), max(0.0, start + k * FRAME_S - time.perf_counter())
+                )
+            except TimeoutError:
+                pass
+        return frames, None
+    finally:
+        engine.release(session)
+        reader.cancel()
+
+
 async def first_audio_ms(engine: Any) -> float | None:
     run = await _tts_session(engine, "Hello there.")
     return None if run.first_audio_s is None else round(1000 * run.first_audio_s, 1)
 
 
-async def run_level(engines: dict[str, Any], stt_k: int, tts_k: int, seconds: float) -> Level:
+async def run_level(
+    engines: dict[str, Any], stt_k: int, tts_k: int, seconds: float, moshi_k: int = 0
+) -> Level:
     import torch
 
-    level = Level(stt_k, tts_k)
+    level = Level(stt_k, tts_k, moshi_slots=moshi_k)
     cuda = torch.cuda.is_available() and any(
-        str(getattr(engines.get(n), "device", "")).startswith("cuda") for n in ("stt", "tts")
+        str(getattr(engines.get(n), "device", "")).startswith("cuda")
+        for n in ("stt", "tts", "moshi")
     )
     if cuda:
         torch.cuda.reset_peak_memory_stats()
-    stt, tts = engines.get("stt"), engines.get("tts")
+    stt, tts, moshi = engines.get("stt"), engines.get("tts"), engines.get("moshi")
     t0 = time.perf_counter()
+    done = asyncio.Event()
+    moshi_tasks = [
+        asyncio.create_task(_moshi_session(moshi, done, i)) for i in range(moshi_k if moshi else 0)
+    ]
+    if moshi is not None:
+        moshi.recent_steps.clear()
+        late0 = moshi.late_ticks
     stt_tasks = [_stt_session(stt, seconds, i) for i in range(stt_k)] if stt else []
     tts_tasks = [_tts_session(tts, TEXT) for _ in range(tts_k)] if tts else []
-    stt_res, tts_res = await asyncio.gather(asyncio.gather(*stt_tasks), asyncio.gather(*tts_tasks))
+    try:
+        if stt_tasks or tts_tasks:
+            stt_res, tts_res = await asyncio.gather(
+                asyncio.gather(*stt_tasks), asyncio.gather(*tts_tasks)
+            )
+        else:  # Moshi alone: as long as an STT session would have lasted
+            stt_res, tts_res = [], []
+            await asyncio.sleep(seconds)
+    finally:
+        done.set()
+    moshi_res = await asyncio.gather(*moshi_tasks)
     level.seconds = round(time.perf_counter() - t0, 3)
+    if moshi is not None and moshi_k:
+        steps = list(moshi.recent_steps)
+        level.errors += [f"Moshi: {e}" for _, e in moshi_res if e]
+        level.moshi_late_ticks = moshi.late_ticks - late0
+        if steps:
+            level.moshi_step_ms_p50 = round(1000 * statistics.median(steps), 2)
+            level.moshi_step_ms_p99 = round(1000 * percentile(steps, 0.99), 2)
+        level.moshi_frames_per_s = round(sum(f for f, _ in moshi_res) / level.seconds, 1)
     if stt_res:
         level.errors += [f"STT: {e}" for _, _, e in stt_res if e]
         slowest = max(dt for dt, _, _ in stt_res)
@@ -231,6 +326,8 @@ def format_table(levels: list[Level]) -> str:
         f"{'STT slots':>9} {'STT RTF':>8} {'STT fr/s':>9} {'TTS slots':>9} {'TTS RTF':>8} "
         f"{'TTS 1st audio p50/p90 ms':>25} {'TTS fr/s':>9} {'GPU GiB':>8}"
     )
+    if any(lv.moshi_slots for lv in levels):
+        head += f" {'Moshi slots':>11} {'step p50/p99 ms':>16} {'late':>5}"
     rows = [head]
     for lv in levels:
         fa = (
@@ -243,6 +340,9 @@ def format_table(levels: list[Level]) -> str:
             f"{lv.tts_slots:>9} {_num(lv.tts_rtf):>8} {fa:>25} {_num(lv.tts_frames_per_s):>9} "
             f"{_num(lv.gpu_mem_gib):>8}"
         )
+        if lv.moshi_slots:
+            step = f"{_num(lv.moshi_step_ms_p50)} / {_num(lv.moshi_step_ms_p99)}"
+            rows[-1] += f" {lv.moshi_slots:>11} {step:>16} {_num(lv.moshi_late_ticks):>5}"
         rows += [f"{'':>9} error: {e}" for e in lv.errors[:3]]
     return "\n".join(rows)
 
@@ -266,9 +366,11 @@ async def run(
             raise SelftestError(
                 f"--slots {slots} is impossible: a batch holds 1 to {MAX_SLOTS} slots"
             )
-        settings = settings.model_copy(update={"stt_batch_size": slots, "tts_batch_size": slots})
+        settings = settings.model_copy(
+            update={"stt_batch_size": slots, "tts_batch_size": slots, "moshi_batch_size": slots}
+        )
     policy = server.configure_device(settings)
-    profile = get_profile(settings.models, settings.cache_dir)
+    profile = get_profile(settings.models, settings.cache_dir, moshi_repo=settings.moshi_repo)
     loop = asyncio.get_running_loop()
     t0 = time.perf_counter()
     try:
@@ -294,7 +396,7 @@ async def run(
     warm: dict[str, float] = {}
     if warmup:
         results = await loop.run_in_executor(
-            None, warm_up, [engines[n] for n in ("stt", "tts") if n in engines]
+            None, warm_up, [engines[n] for n in server.ENGINE_ORDER if n in engines]
         )
         warm = {r.engine: round(r.seconds, 3) for r in results}
     server.start_threads(engines)
@@ -305,14 +407,19 @@ async def run(
             second = await first_audio_ms(engines["tts"])
         stt_n = engines["stt"].batch_size if "stt" in engines else 0
         tts_n = engines["tts"].batch_size if "tts" in engines else 0
+        moshi_n = engines["moshi"].batch_size if "moshi" in engines else 0
         levels: list[Level] = []
-        for stt_k, tts_k in slot_levels(stt_n, tts_n):
+        for stt_k, tts_k, moshi_k in slot_levels(stt_n, tts_n, moshi_n):
             try:
-                level = await run_level(engines, stt_k, tts_k, seconds)
+                level = await run_level(engines, stt_k, tts_k, seconds, moshi_k)
             except torch.OutOfMemoryError:
-                level = Level(stt_k, tts_k, errors=["out of memory"])
+                level = Level(stt_k, tts_k, errors=["out of memory"], moshi_slots=moshi_k)
             levels.append(level)
-            print(f"selftest: {stt_k} STT + {tts_k} TTS slots done", file=sys.stderr, flush=True)
+            print(
+                f"selftest: {stt_k} STT + {tts_k} TTS + {moshi_k} Moshi slots done",
+                file=sys.stderr,
+                flush=True,
+            )
     finally:
         server.stop_threads(engines)
     ok, line = verdict(levels)

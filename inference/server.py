@@ -15,11 +15,12 @@ import torch
 from aiohttp import WSCloseCode, WSMsgType, web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from inference import chat_protocol, oneshot, protocol
 from inference import device as device_policy
-from inference import oneshot, protocol
 from inference.engine import Session
 from inference.formats import Encoder, OutputFormat, UnknownFormat, parse_format
 from inference.metrics import Metrics
+from inference.moshi_engine import MoshiEngine
 from inference.profiles import Profile, get_profile
 from inference.settings import Settings
 from inference.stt_engine import SttEngine
@@ -54,11 +55,15 @@ def configure_device(settings: Settings) -> device_policy.TorchPolicy:
     return policy
 
 
-def batch_sizes(settings: Settings, device: str) -> tuple[int, int]:
+ENGINE_ORDER = ("stt", "tts", "moshi")
+
+
+def batch_sizes(settings: Settings, device: str) -> tuple[int, int, int]:
     gpu = device.startswith("cuda")
     stt = settings.stt_batch_size or (64 if gpu else 8)
     tts = settings.tts_batch_size or (16 if gpu else 4)
-    return stt, tts
+    moshi = settings.moshi_batch_size or (32 if gpu else 4)
+    return stt, tts, moshi
 
 
 def _authorized(request: web.Request, keys: frozenset[str]) -> bool:
@@ -266,6 +271,95 @@ async def tts_handler(request: web.Request) -> web.StreamResponse:
     return ws
 
 
+async def chat_handler(request: web.Request) -> web.StreamResponse:
+    """Moshi, full duplex: moshi.server's binary protocol, or msgpack with `format`."""
+    settings = request.app[SETTINGS]
+    found = _engine_or_refusal(request, "moshi")
+    if isinstance(found, web.Response):
+        return found
+    engine: MoshiEngine = found
+    try:
+        fmt = chat_protocol.parse_chat_format(request.query.get("format"))
+    except chat_protocol.UnknownChatFormat as exc:
+        return web.Response(status=400, text=str(exc))
+    binary = fmt is chat_protocol.ChatFormat.BINARY
+    ws = await _open_ws(request)
+    session = engine.acquire(asyncio.get_running_loop())
+    if session is None:
+        log.warning("moshi: all %d slots busy, refused a session", engine.batch_size)
+        engine.metrics.errors.labels("moshi").inc()
+        if binary:  # moshi.server would wait on its lock; a close lets the caller fail over
+            await ws.close(code=WSCloseCode.TRY_AGAIN_LATER, message=b"no free channels")
+        else:
+            await ws.send_bytes(protocol.error("no free channels"))
+            await ws.close()
+        return ws
+    encoder = chat_protocol.ChatEncoder(fmt)
+    pump = asyncio.create_task(_pump(session, ws, encoder.encode))
+    opus: Any = None
+
+    async def refuse(message: str) -> None:
+        engine.metrics.errors.labels("moshi").inc()
+        if not ws.closed:
+            await ws.send_bytes(
+                chat_protocol.binary_error(message) if binary else protocol.error(message)
+            )
+
+    try:
+        await ws.send_bytes(
+            chat_protocol.HANDSHAKE if binary else chat_protocol.ready(str(engine.repo))
+        )
+        async for msg in ws:
+            if msg.type == WSMsgType.TEXT:
+                await refuse("expected binary messages")
+                continue
+            if msg.type != WSMsgType.BINARY:
+                continue
+            try:
+                if binary:
+                    parsed: Any = chat_protocol.parse_binary(
+                        msg.data, max_bytes=settings.max_message_bytes
+                    )
+                else:
+                    parsed = chat_protocol.parse_msgpack(
+                        protocol.unpack(msg.data, max_bytes=settings.max_message_bytes)
+                    )
+            except protocol.ProtocolError as exc:
+                await refuse(str(exc))
+                continue
+            if isinstance(parsed, chat_protocol.OpusIn):
+                if opus is None:
+                    import sphn
+
+                    opus = sphn.OpusStreamReader(protocol.SAMPLE_RATE)
+                try:
+                    pcm = np.asarray(opus.append_bytes(parsed.data), dtype=np.float32)
+                except Exception as exc:  # a corrupt stream must not end the server
+                    opus = None  # the client may start a new stream (headers first)
+                    await refuse(f"bad Ogg/Opus data: {exc}")
+                    continue
+                if pcm.size:
+                    session.push_audio(np.clip(pcm, -1.0, 1.0))
+            elif isinstance(parsed, protocol.AudioIn):
+                session.push_audio(parsed.pcm)
+            elif isinstance(parsed, protocol.MarkerIn):
+                session.push_marker(parsed.id)
+            elif isinstance(parsed, chat_protocol.ControlIn):
+                session.control(parsed.action, parsed.value)
+    finally:
+        engine.release(session)
+        if not pump.done():
+            pump.cancel()
+        log.info(
+            "moshi: session on slot %d ended after %d steps (%d underruns, %d dropped frames)",
+            session.slot,
+            session.step_idx,
+            session.underruns,
+            session.dropped,
+        )
+    return ws
+
+
 async def asr_post_handler(request: web.Request) -> web.StreamResponse:
     found = _engine_or_refusal(request, "stt")
     if isinstance(found, web.Response):
@@ -287,6 +381,7 @@ async def modules_info(request: web.Request) -> web.Response:
     for name, kind, path in (
         ("stt", "batched_asr", "/api/asr-streaming"),
         ("tts", "py", "/api/tts_streaming"),
+        ("moshi", "lm", "/api/chat"),
     ):
         engine = engines.get(name)
         if engine is not None:
@@ -363,6 +458,15 @@ async def build_info(request: web.Request) -> web.Response:
             "cfg": tts.cfg,
             "default_voice": tts.default_voice_name,
         }
+    moshi: MoshiEngine | None = engines.get("moshi")
+    if moshi is not None:
+        info["moshi"] = {
+            "repo": moshi.repo,
+            "batch_size": moshi.batch_size,
+            "frame_s": 0.08,
+            "max_queued_frames": moshi.max_queued_frames,
+            "sampling": moshi.gen_config,
+        }
     return web.json_response(info)
 
 
@@ -376,12 +480,21 @@ async def metrics_handler(request: web.Request) -> web.Response:
 
 def build_engines(settings: Settings, profile: Profile) -> dict[str, Any]:
     device = pick_device(settings)
-    stt_bs, tts_bs = batch_sizes(settings, device)
+    stt_bs, tts_bs, moshi_bs = batch_sizes(settings, device)
     metrics = Metrics()
     engines: dict[str, Any] = {"metrics": metrics}
-    if settings.only in ("stt", "both"):
+    wanted = settings.engine_set
+    if "stt" in wanted:
         engines["stt"] = SttEngine(profile, batch_size=stt_bs, device=device, metrics=metrics)
-    if settings.only in ("tts", "both"):
+    if "moshi" in wanted:
+        engines["moshi"] = MoshiEngine(
+            profile,
+            batch_size=moshi_bs,
+            device=device,
+            metrics=metrics,
+            max_queued_frames=settings.moshi_max_queued_frames,
+        )
+    if "tts" in wanted:
         engines["tts"] = TtsEngine(
             profile,
             batch_size=tts_bs,
@@ -398,19 +511,19 @@ def build_engines(settings: Settings, profile: Profile) -> dict[str, Any]:
 def load_engines(settings: Settings, profile: Profile) -> dict[str, Any]:
     """Build the engines and warm them up, one after the other; their threads are not started."""
     engines = build_engines(settings, profile)
-    results = warm_up([engines[n] for n in ("stt", "tts") if n in engines])
+    results = warm_up([engines[n] for n in ENGINE_ORDER if n in engines])
     engines["warmup"] = {r.engine: round(r.seconds, 3) for r in results}
     return engines
 
 
 def start_threads(engines: dict[str, Any]) -> None:
-    for name in ("stt", "tts"):
+    for name in ENGINE_ORDER:
         if name in engines:
             engines[name].start()
 
 
 def stop_threads(engines: dict[str, Any]) -> None:
-    for name in ("stt", "tts"):
+    for name in ENGINE_ORDER:
         if name in engines:
             engines[name].stop()
 
@@ -423,6 +536,7 @@ def make_app(settings: Settings, engines: dict[str, Any]) -> web.Application:
     app[BUILD] = build_fields()
     app.router.add_get("/api/asr-streaming", asr_handler)
     app.router.add_get("/api/tts_streaming", tts_handler)
+    app.router.add_get("/api/chat", chat_handler)
     app.router.add_post("/api/asr-streaming", asr_post_handler)
     app.router.add_post("/api/tts_streaming", tts_post_handler)
     app.router.add_get("/api/build_info", build_info)
@@ -440,7 +554,7 @@ def make_app(settings: Settings, engines: dict[str, Any]) -> web.Application:
 
 async def serve(settings: Settings) -> None:
     configure_device(settings)
-    profile = get_profile(settings.models, settings.cache_dir)
+    profile = get_profile(settings.models, settings.cache_dir, moshi_repo=settings.moshi_repo)
     t0 = time.perf_counter()
     loop = asyncio.get_running_loop()
     # The port opens only once every engine is loaded and warmed up: a health check on
@@ -456,7 +570,7 @@ async def serve(settings: Settings) -> None:
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    served = ", ".join(n for n in ("stt", "tts") if n in engines)
+    served = ", ".join(n for n in ENGINE_ORDER if n in engines)
     print(
         f"listening on http://{settings.host}:{settings.port} "
         f"(profile {settings.models}, engines: {served})",

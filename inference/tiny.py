@@ -26,7 +26,8 @@ log = logging.getLogger(__name__)
 # from speech, `stt-noheads/` added (8 was an unfinished state of this change).
 # 10: the pause heads cross 0.6 after 6 silent frames (0.48 s), was 7.
 # 11: one voiced frame in the window holds the heads down (window of 6 frames).
-TINY_VERSION = 12
+# 13: keyed tiny Moshi, `moshi/` and `moshi-stubborn/` (inference/tiny_moshi.py).
+TINY_VERSION = 13
 SEED = 1234
 MODEL_SIG = "1e68beda"
 MODEL_EPOCH = 240
@@ -517,8 +518,8 @@ def _drop_pause_heads(src: Path, dest: Path) -> None:
 
 
 def ensure_tiny_checkpoints(cache_dir: Path | None = None) -> Path:
-    """Generate (once) and return the root holding `stt/`, `stt-noheads/`, `tts/` and
-    `tts-voices/`."""
+    """Generate (once) and return the root holding `stt/`, `stt-noheads/`, `tts/`,
+    `tts-voices/`, and the keyed full-duplex `moshi/` and `moshi-stubborn/`."""
     root = tiny_root(cache_dir or default_cache_dir())
     if (root / "COMPLETE").exists():
         return root
@@ -532,6 +533,9 @@ def ensure_tiny_checkpoints(cache_dir: Path | None = None) -> Path:
     _drop_pause_heads(tmp / "stt", tmp / "stt-noheads")
     _write_model_dir(tmp / "tts", TTS_CONFIG, SEED + 10, tok)
     _write_voices(tmp / "tts-voices", SEED)
+    from inference.tiny_moshi import write_moshi_dirs  # imports this module
+
+    write_moshi_dirs(tmp, tok, SEED + 20)
     tok.unlink()
     (tmp / "COMPLETE").write_text("ok\n")
     try:

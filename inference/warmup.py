@@ -61,7 +61,25 @@ def _feed_tts(session: Any, slot: int) -> None:
     session.push_eos()
 
 
-FEEDERS: dict[str, Callable[[Any, int], None]] = {"stt": _feed_stt, "tts": _feed_tts}
+# Moshi is clocked: its slots step as long as they are open, so its warm-up is a step count
+# (lead frame + enough frames for every graphed callable's capture, with full and partial
+# masks) rather than "until the work runs out".
+MOSHI_STEPS = 6
+
+
+def _feed_moshi(session: Any, slot: int) -> None:
+    rng = np.random.default_rng(slot)
+    n = (MOSHI_STEPS - 2) * protocol.FRAME_SIZE
+    session.push_audio((0.05 * rng.standard_normal(n)).astype(np.float32))
+    session.push_marker(slot)
+
+
+FEEDERS: dict[str, Callable[[Any, int], None]] = {
+    "stt": _feed_stt,
+    "tts": _feed_tts,
+    "moshi": _feed_moshi,
+}
+STEP_LIMIT = {"moshi": MOSHI_STEPS}
 
 
 def warm_engine(engine: SlotEngine[Any]) -> WarmupResult:
@@ -90,7 +108,8 @@ def warm_engine(engine: SlotEngine[Any]) -> WarmupResult:
                 s.emit = collect
                 feed(s, slot)
                 sessions.append(s)
-            while steps < MAX_WARMUP_STEPS and engine.tick():
+            limit = steps + STEP_LIMIT.get(engine.name, MAX_WARMUP_STEPS)
+            while steps < limit and engine.tick():
                 steps += 1
             for s in sessions:
                 engine.release(s)
@@ -98,9 +117,12 @@ def warm_engine(engine: SlotEngine[Any]) -> WarmupResult:
         loop.close()
         engine.metrics = real_metrics
         engine._update_gauges()
+        reset_counters = getattr(engine, "reset_counters", None)
+        if reset_counters is not None:
+            reset_counters()
     if counts.get("Error"):
         raise WarmupError(f"{engine.name}: the warm-up conversation failed ({counts})")
-    expected = "Audio" if engine.name == "tts" else "Marker"
+    expected = "Marker" if engine.name == "stt" else "Audio"
     if not counts.get(expected):
         raise WarmupError(f"{engine.name}: the warm-up produced no {expected} ({counts})")
     seconds = time.perf_counter() - t0

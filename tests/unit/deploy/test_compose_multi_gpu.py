@@ -50,9 +50,18 @@ def test_stt_tts_and_llm_each_have_their_own_gpu() -> None:
     assert gpu_ids(ACTIVE["inference-stt"]) == ["0"]
     assert gpu_ids(ACTIVE["inference-tts"]) == ["1"]
     assert gpu_ids(ACTIVE["llm"]) == ["2"]
-    assert "--only stt" in " ".join(ACTIVE["inference-stt"]["command"])
-    assert "--only tts" in " ".join(ACTIVE["inference-tts"]["command"])
+    assert "--engines stt" in " ".join(ACTIVE["inference-stt"]["command"])
+    assert "--engines tts" in " ".join(ACTIVE["inference-tts"]["command"])
     assert "inference" not in ACTIVE and "vllm" not in ACTIVE  # parked in a profile
+
+
+def test_moshi_gets_a_gpu_of_its_own_when_asked_for() -> None:
+    moshi = SERVICES["inference-moshi"]
+    assert moshi["profiles"] == ["moshi"]  # not started unless `--profile moshi`
+    assert gpu_ids(moshi) == ["3"]
+    assert "--engines moshi" in " ".join(moshi["command"])
+    others = [n for n in ("inference-stt", "inference-tts", "llm") if "3" in gpu_ids(ACTIVE[n])]
+    assert not others
 
 
 def test_more_workers_pointed_at_the_split_servers() -> None:

@@ -58,7 +58,8 @@ def test_compiled_kernels_are_cached_on_a_volume() -> None:
     env = dict(re.findall(r"\b(TORCHINDUCTOR_CACHE_DIR|TRITON_CACHE_DIR)=(\S+)", FINAL_STAGE))
     assert set(env) == {"TORCHINDUCTOR_CACHE_DIR", "TRITON_CACHE_DIR"}
     services = _inference_services()
-    assert len(services) == 3, [n for n, _ in services]  # compose + the two multi-GPU ones
+    # compose + the multi-GPU STT, TTS and Moshi ones
+    assert len(services) == 4, [n for n, _ in services]
     for name, svc in services:
         mounts = {str(v).split(":")[1] for v in svc.get("volumes", [])}
         for path in env.values():

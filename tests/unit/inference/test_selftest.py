@@ -4,10 +4,12 @@ from inference.selftest import Level, format_table, percentile, slot_levels, ver
 
 
 def test_slot_levels_climb_to_the_configured_batches() -> None:
-    assert slot_levels(64, 16) == [(1, 1), (16, 4), (32, 8), (64, 16)]
-    assert slot_levels(8, 4) == [(1, 1), (2, 1), (4, 2), (8, 4)]
-    assert slot_levels(1, 1) == [(1, 1)]
-    assert slot_levels(8, 0) == [(1, 0), (2, 0), (4, 0), (8, 0)]
+    assert slot_levels(64, 16) == [(1, 1, 0), (16, 4, 0), (32, 8, 0), (64, 16, 0)]
+    assert slot_levels(8, 4) == [(1, 1, 0), (2, 1, 0), (4, 2, 0), (8, 4, 0)]
+    assert slot_levels(1, 1) == [(1, 1, 0)]
+    assert slot_levels(8, 0) == [(1, 0, 0), (2, 0, 0), (4, 0, 0), (8, 0, 0)]
+    assert slot_levels(8, 4, 4) == [(1, 1, 1), (2, 1, 1), (4, 2, 2), (8, 4, 4)]
+    assert slot_levels(0, 0, 32) == [(0, 0, 1), (0, 0, 8), (0, 0, 16), (0, 0, 32)]
 
 
 def test_percentile_is_nearest_rank() -> None:
@@ -103,3 +105,17 @@ def test_gpu_bench_report_merges_selftest_and_benches() -> None:
     assert "| 64 | 1.5 | 16 | 1.2 | 200 / 250 | 30.5 |" in md
     assert "| stt | – | 128 | out of memory |" in md
     assert "Verdict: OK: ..." in md
+
+
+def test_verdict_covers_moshi_steps_against_the_80ms_clock() -> None:
+    fast = _level(2, 1, 3.0, 2.0, moshi_slots=4, moshi_step_ms_p99=30.0, moshi_late_ticks=0)
+    ok, line = verdict([fast])
+    assert ok and "4 Moshi slots stepping in 30 ms (p99)" in line
+    slow = _level(4, 2, 3.0, 2.0, moshi_slots=8, moshi_step_ms_p99=95.0, moshi_late_ticks=12)
+    ok, line = verdict([fast, slow])
+    assert not ok and "Moshi steps take 95 ms (p99) with 8 slots, 12 late" in line
+    assert "2 STT + 1 TTS + 4 Moshi slots" in line and "KYUTAI_MOSHI_BATCH_SIZE" in line
+    late = _level(2, 1, 3.0, 2.0, moshi_slots=4, moshi_step_ms_p99=30.0, moshi_late_ticks=1)
+    assert not verdict([late])[0]
+    table = format_table([fast])
+    assert "Moshi slots" in table.splitlines()[0] and "30" in table.splitlines()[1]
