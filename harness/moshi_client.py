@@ -180,7 +180,6 @@ class BinaryChat:
         reader = sphn.OpusStreamReader(SAMPLE_RATE)
         conv = Conversation([], {}, [])
         sent = 0
-        decoded = np.zeros(0, dtype=np.float32)
         async with (
             aiohttp.ClientSession() as http,
             http.ws_connect(self.url, headers=auth_headers(self.api_key)) as ws,
@@ -208,7 +207,6 @@ class BinaryChat:
                 kind, payload = msg.data[0], bytes(msg.data[1:])
                 if kind == 1:
                     pcm = np.asarray(reader.append_bytes(payload), dtype=np.float32)
-                    decoded = np.concatenate([decoded, pcm])
                     conv.steps.append(Step(len(conv.steps), pcm))
                     await send_next()
                 elif kind == 2:
