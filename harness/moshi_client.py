@@ -7,11 +7,12 @@ No server code is imported: both encodings are spoken from their description.
 - `BinaryChat`: moshi.server's protocol, as `moshi/client.py` speaks it: wait for the `0x00`
   handshake, send `0x01` + Ogg/Opus pages (sphn), read `0x01` Ogg/Opus and `0x02` text pieces.
 
-Both run **lock-step** with the server's 80 ms clock instead of sleeping: they keep `lead`
-frames queued ahead and send the next frame each time an output frame arrives, so every input
-frame is stepped in turn. The msgpack client also puts a `Marker` after each input frame; the
-step that echoes marker k is the step that consumed input frame k, which maps inputs to outputs
-exactly even if a frame arrived late.
+Both run **lock-step** with the server's 80 ms clock instead of sleeping: they send `lead`
+frames, then the next frame each time an output frame arrives, as a client at real time does
+(a frame reaches the server within the step's 80 ms). A larger `lead` is a standing queue,
+which the server trims (one frame dropped per 2 s) because it is pure delay. The msgpack client
+also puts a `Marker` after each input frame; the step that echoes marker k is the step that
+consumed input frame k, which maps inputs to outputs exactly even if a frame arrived late.
 """
 
 from __future__ import annotations
@@ -85,7 +86,7 @@ class MsgpackChat:
         self,
         frames: list[np.ndarray],
         *,
-        lead: int = 2,
+        lead: int = 1,
         tail: int = 0,
         before: dict[int, list[dict[str, Any]]] | None = None,
         ws: aiohttp.ClientWebSocketResponse | None = None,
@@ -170,7 +171,7 @@ class BinaryChat:
         self.timeout = timeout
 
     async def run(
-        self, frames: list[np.ndarray], *, lead: int = 2, tail: int = 0, missing: int = 0
+        self, frames: list[np.ndarray], *, lead: int = 1, tail: int = 0, missing: int = 0
     ) -> Conversation:
         """Send `frames` lock-step and read as many output frames, less `missing` (moshi.server
         answers its first input frame with nothing), plus `tail`."""

@@ -5,14 +5,16 @@ encode + LM step + depformer + Mimi decode for every slot): its p50 and p99 must
 80 ms. Each batch size is measured twice in one run:
 
 - **alone**: only the Moshi engine steps, driven synchronously;
-- **busy**: the STT and TTS engines of the same process are kept busy by their own threads
-  (STT slots fed audio, TTS slots fed text) while Moshi steps, so the numbers include the wait
-  for the shared model lock on a GPU and the cores the other engines take on a CPU.
+- **busy**: the STT and TTS engines of the same process run on their own threads while Moshi
+  steps: every STT slot fed audio at real time (users talking), every TTS slot synthesising
+  one reply after another as fast as it can (as it does for a real reply), so the numbers
+  include the wait for the shared model lock on a GPU and the cores the other engines take on
+  a CPU.
 
-Then the **marker round trip**: the real server app runs in this process on a loopback port,
-`--rtt-sessions` msgpack clients stream audio at real time and put a `Marker` after each frame;
-the time from sending a marker to reading it back (through the clock's phase wait, the step and
-both socket hops) is reported as p50/p90/p99.
+Then the **marker round trip**: `python -m inference serve --engines moshi` runs as its own
+process on a loopback port, `--rtt-sessions` msgpack clients stream audio at real time and put
+a `Marker` after each frame; the time from sending a marker to reading it back (the clock's
+phase wait, the step and both socket hops) is reported as p50/p90/p99.
 
 Prints a table and writes JSON (`--json`). Memory: peak CUDA allocation on a GPU, the process's
 peak RSS on a CPU.
@@ -129,18 +131,24 @@ class CascadeLoad:
         await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _stt(self, engine: Any, seed: int) -> None:
+        """One STT session at real time (a user talking), for as long as the load runs."""
         rng = np.random.default_rng(seed)
-        while not self._stop.is_set():
-            s = engine.acquire(asyncio.get_running_loop())
-            if s is None:
-                return
-            try:
-                s.push_audio((0.05 * rng.standard_normal(FRAME * 50)).astype(np.float32))
+        s = engine.acquire(asyncio.get_running_loop())
+        if s is None:
+            return
+        start = time.perf_counter()
+        try:
+            k = 0
+            while not self._stop.is_set():
+                s.push_audio((0.05 * rng.standard_normal(FRAME)).astype(np.float32))
                 engine.notify()
-                while s.buffered_frames > 0 and not self._stop.is_set():
-                    await s.queue.get()
-            finally:
-                engine.release(s)
+                while not s.queue.empty():
+                    s.queue.get_nowait()
+                k += 1
+                # a load generator's own pace, not a wait on the system under test
+                await asyncio.sleep(max(0.0, start + k * 0.08 - time.perf_counter()))
+        finally:
+            engine.release(s)
 
     async def _tts(self, engine: Any) -> None:
         while not self._stop.is_set():
@@ -160,25 +168,37 @@ class CascadeLoad:
                 engine.release(s)
 
 
-async def marker_round_trip(
-    settings: Any, engines: dict[str, Any], sessions: int, seconds: float
-) -> dict[str, Any]:
-    """Real app on a loopback port, msgpack clients at real time, one marker per frame."""
-    import aiohttp
-    from aiohttp import web
+def start_server(models: str, cache: Path, sessions: int, device: str) -> tuple[Any, int]:
+    """`python -m inference serve --engines moshi` on a free loopback port, once ready."""
+    import subprocess
+    import urllib.request
 
-    from inference import server
-
-    with socket.socket() as sock:  # a free loopback port
+    with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    app = server.make_app(settings, engines)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    engines["moshi"].start()
+        port = int(sock.getsockname()[1])
+    cmd = [sys.executable, "-m", "inference", "serve", "--models", models, "--engines", "moshi"]
+    cmd += ["--moshi-batch-size", str(sessions), "--host", "127.0.0.1", "--port", str(port)]
+    cmd += ["--cache-dir", str(cache), "--device", device, "--log-level", "WARNING"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/build_info", timeout=1):
+                return proc, port
+        except OSError:
+            time.sleep(0.2)  # readiness polling
+    proc.kill()
+    raise RuntimeError("the inference server did not start")
+
+
+async def marker_round_trip(
+    port: int, api_key: str, sessions: int, seconds: float
+) -> dict[str, Any]:
+    """msgpack clients at real time against a server process, one marker after each frame."""
+    import aiohttp
+
     url = f"ws://127.0.0.1:{port}/api/chat?format=PcmMessagePack"
-    headers = {"kyutai-api-key": next(iter(settings.api_key_set))}
+    headers = {"kyutai-api-key": api_key}
     rtts: list[float] = []
     audio_frames = [0]
 
@@ -210,12 +230,17 @@ async def marker_round_trip(
             await ws.close()
             task.cancel()
 
-    try:
-        await asyncio.gather(*(client(i) for i in range(sessions)))
-    finally:
-        engines["moshi"].stop()
-        await runner.cleanup()
-    moshi = engines["moshi"]
+    await asyncio.gather(*(client(i) for i in range(sessions)))
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"http://127.0.0.1:{port}/metrics") as resp:
+            metrics = await resp.text()
+
+    def counter(name: str) -> int:
+        for line in metrics.splitlines():
+            if line.startswith(f'{name}_total{{engine="moshi"}}'):
+                return int(float(line.split()[-1]))
+        return 0
+
     return {
         "sessions": sessions,
         "seconds": seconds,
@@ -223,9 +248,9 @@ async def marker_round_trip(
         "audio_frames": audio_frames[0],
         **_ms(rtts),
         "p90_ms": round(1000 * percentile(rtts, 0.9), 2),
-        "underruns": moshi.underruns,
-        "dropped": moshi.dropped,
-        "late_ticks": moshi.late_ticks,
+        "underruns": counter("kyutai_underruns"),
+        "dropped": counter("kyutai_dropped_frames"),
+        "late_ticks": counter("kyutai_late_ticks"),
     }
 
 
@@ -299,12 +324,13 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps(row), file=sys.stderr, flush=True)
     rtt: dict[str, Any] | None = None
     if args.rtt_sessions > 0:
-        s = settings.model_copy(
-            update={"engines": "moshi", "moshi_batch_size": max(args.rtt_sessions, 1)}
-        )
-        engines = server.build_engines(s, profile)
-        warm_up([engines["moshi"]])
-        rtt = asyncio.run(marker_round_trip(s, engines, args.rtt_sessions, args.rtt_seconds))
+        proc, port = start_server(args.models, cache, args.rtt_sessions, device)
+        try:
+            key = next(iter(settings.api_key_set))
+            rtt = asyncio.run(marker_round_trip(port, key, args.rtt_sessions, args.rtt_seconds))
+        finally:
+            proc.terminate()
+            proc.wait(30)
     print(f"moshi step, models={args.models} device={device} torch={torch.__version__}")
     print(f"{'batch':>5} {'with':>13} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'80ms/p99':>9}")
     for r in rows:

@@ -10,11 +10,20 @@ every 80 ms, and each open slot consumes exactly one input frame per step.
 - **Early input is dropped.** A duplex model must never fall behind the conversation: when
   more than `max_queued_frames` frames wait, the oldest are dropped (counted), so a client that
   sends seconds at once hears Moshi react to the present, not to a growing backlog.
+- **A standing queue is trimmed.** Like a jitter buffer: when a frame was left waiting after
+  every step of a 2 s window, the queue is a constant delay (a session's first frame waits
+  behind its lead step; a client clock running fast), not a cushion against jitter, so the
+  oldest frame is dropped (counted with the drops) and the session's latency falls by 80 ms.
 
 A new slot first steps one silent lead frame whose Mimi encoder state is reset afterwards:
 the LM sees its initial token in place of the first frame (moshi.server does the same), and
-that step's output is the one `LMGen` leaves ungenerated for the acoustic delay. From then on
-each input frame gives exactly one output frame, numbered by `step_idx` from 0.
+that step's output is the one `LMGen` leaves ungenerated for the acoustic delay. The lead step
+is an extra call masked to the new slots, in the same tick as their first real frame. From then
+on each input frame gives exactly one output frame, numbered by `step_idx` from 0.
+
+The clock's phase: a frame waits 0-80 ms for the next tick. When the first session arrives at
+an idle engine the clock starts on its first frame (or after `FIRST_FRAME_WAIT_S`), so a lone
+session's frames are stepped as they arrive; later sessions join the running clock.
 
 Per-slot controls go through `LMGen`'s hooks, so one batch serves all: `hold` forces PAD text
 and Mimi's silence codes (Moshi keeps hearing the user and reads its own silence back), and
@@ -42,6 +51,12 @@ from inference.profiles import Profile, checkpoint_info, load_lm, load_mimi
 log = logging.getLogger(__name__)
 
 FRAME_PERIOD_S = protocol.FRAME_SIZE / protocol.SAMPLE_RATE
+# An idle engine starts its clock on the first session's first frame, or after this.
+FIRST_FRAME_WAIT_S = 0.1
+# How long after that first frame the first tick comes: the later frames' arrival jitter.
+PHASE_MARGIN_S = 0.025
+# Steps (2 s) over which a frame left waiting after every step reads as a standing delay.
+TRIM_WINDOW_STEPS = 25
 UNGENERATED = -2  # LMGen's token for "not generated" (acoustic delay, masked slots)
 EPAD = 0
 
@@ -66,6 +81,8 @@ class MoshiSession(Session):
         self.step_idx = 0
         self.underruns = 0
         self.dropped = 0
+        self._window_min = 1 << 30
+        self._window_steps = 0
 
     # ---- event loop side ------------------------------------------------------------------
     def push_audio(self, pcm: np.ndarray) -> None:
@@ -92,16 +109,27 @@ class MoshiSession(Session):
     def queued_frames(self) -> int:
         return self.frames_pushed - self.frames_used
 
-    def take_frame(self, max_queued: int, markers: list[int]) -> tuple[np.ndarray | None, int]:
+    def take_frame(
+        self, max_queued: int, markers: list[int], trim_window: int = TRIM_WINDOW_STEPS
+    ) -> tuple[np.ndarray | None, int]:
         """The frame for this step (None: nothing queued) and how many were dropped first.
 
         Markers met on the way, and those right behind the taken frame, go to `markers`: the
-        audio sent before them is being (or has been) stepped."""
+        audio sent before them is being (or has been) stepped. `trim_window` 0 never trims a
+        standing queue."""
         dropped = 0
         while self.queued_frames > max_queued:
             if self._pop_frame(markers) is None:
                 break
             dropped += 1
+        if trim_window:
+            self._window_min = min(self._window_min, self.queued_frames)
+            self._window_steps += 1
+            if self._window_steps >= trim_window:
+                # Two or more queued at every step: one was always left waiting.
+                if self._window_min >= 2 and self._pop_frame(markers) is not None:
+                    dropped += 1
+                self._window_min, self._window_steps = 1 << 30, 0
         frame = self._pop_frame(markers) if self.queued_frames > 0 else None
         while self.inbox and isinstance(self.inbox[0], MarkerItem):
             markers.append(self.inbox.popleft().id)
@@ -129,11 +157,13 @@ class MoshiEngine(SlotEngine[MoshiSession]):
         device: str,
         metrics: Metrics,
         max_queued_frames: int = 3,
+        trim_window: int = TRIM_WINDOW_STEPS,
     ) -> None:
         from moshi.models import LMGen
 
         self.device = device
         self.max_queued_frames = max_queued_frames
+        self.trim_window = trim_window
         dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
         info = checkpoint_info(profile, "moshi")
         self.lm = load_lm(profile, "moshi", info, device, dtype)
@@ -214,9 +244,12 @@ class MoshiEngine(SlotEngine[MoshiSession]):
                 self._wake.wait()
                 self._wake.clear()
                 continue
-            now = time.monotonic()
             if deadline is None:
-                deadline = now
+                got = self._await_first_frame()
+                # A tick right at the arrival time would miss every frame that comes a hair
+                # late (a whole 80 ms each): leave them a margin.
+                deadline = time.monotonic() + (PHASE_MARGIN_S if got else 0.0)
+            now = time.monotonic()
             if now < deadline:
                 self._clock_stop.wait(deadline - now)
                 continue
@@ -229,6 +262,17 @@ class MoshiEngine(SlotEngine[MoshiSession]):
                 self.metrics.late_ticks.labels(self.name).inc()
                 deadline = time.monotonic()
 
+    def _await_first_frame(self) -> bool:
+        """Start the clock in phase with the first client: when its first frame arrives.
+        False when none came in time (the clock starts anyway: Moshi greets on its own)."""
+        until = time.monotonic() + FIRST_FRAME_WAIT_S
+        while not self._stopping and time.monotonic() < until:
+            if any(s is not None and s.frames_pushed for s in list(self._slots)):
+                return True
+            self._wake.wait(max(0.0, until - time.monotonic()))
+            self._wake.clear()
+        return False
+
     # ---- one step -------------------------------------------------------------------------
     @torch.no_grad()
     def step(self, sessions: list[MoshiSession | None], resets: list[bool]) -> bool:
@@ -236,20 +280,35 @@ class MoshiEngine(SlotEngine[MoshiSession]):
         active = np.array([s is not None and not s.closed for s in sessions], dtype=bool)
         if not active.any():
             return False
-        lead = np.zeros(B, dtype=bool)
+        dev = self.device
+        reset_t = torch.tensor(resets, dtype=torch.bool, device=dev) & torch.from_numpy(active).to(
+            dev
+        )
+        if reset_t.any():
+            self.mimi.reset_streaming(reset_t)
+            self.lm_gen.reset_streaming(reset_t)
+        # Controls first: the hooks read them in the lead step too (it samples the first token).
+        held = np.array([bool(s is not None and s.held) for s in sessions])
+        bias = np.array([s.pad_bias if s is not None else 0.0 for s in sessions], np.float32)
+        self._held.copy_(torch.from_numpy(held))
+        self._pad_bias.copy_(torch.from_numpy(bias))
+        t_model = time.perf_counter()
+        lead = np.array(
+            [s is not None and active[i] and s.lead_pending for i, s in enumerate(sessions)]
+        )
+        if lead.any():
+            self._lead_step(lead)
+            for i, s in enumerate(sessions):
+                if s is not None and lead[i]:
+                    s.lead_pending = False
+        self.model_time_total += time.perf_counter() - t_model
+
         pcm = np.zeros((B, protocol.FRAME_SIZE), dtype=np.float32)
         markers: list[list[int]] = [[] for _ in range(B)]
-        held = np.zeros(B, dtype=bool)
-        bias = np.zeros(B, dtype=np.float32)
         for i, s in enumerate(sessions):
             if s is None or not active[i]:
                 continue
-            held[i], bias[i] = s.held, s.pad_bias
-            if s.lead_pending:
-                s.lead_pending = False
-                lead[i] = True
-                continue
-            frame, dropped = s.take_frame(self.max_queued_frames, markers[i])
+            frame, dropped = s.take_frame(self.max_queued_frames, markers[i], self.trim_window)
             if dropped:
                 s.dropped += dropped
                 self.dropped += dropped
@@ -261,45 +320,26 @@ class MoshiEngine(SlotEngine[MoshiSession]):
                 self.underruns += 1
                 self.metrics.underruns.labels(self.name).inc()
 
-        dev = self.device
-        reset_t = torch.tensor(resets, dtype=torch.bool, device=dev) & torch.from_numpy(active).to(
-            dev
-        )
-        if reset_t.any():
-            self.mimi.reset_streaming(reset_t)
-            self.lm_gen.reset_streaming(reset_t)
-        self._held.copy_(torch.from_numpy(held))
-        self._pad_bias.copy_(torch.from_numpy(bias))
         exec_t = torch.from_numpy(active).to(dev)
         self.mimi.set_exec_mask(exec_t)
         self.lm_gen.set_exec_mask(exec_t)
         self._pcm.copy_(torch.from_numpy(pcm)[:, None, :])
         t_model = time.perf_counter()
         codes = self.mimi.encode(self._pcm)[:, : self.n_user]
-        lead_t = torch.from_numpy(lead).to(dev)
-        if lead.any():
-            # The lead frame is "in the past" for the model: its encoder padding is applied
-            # again to the first real frame (moshi.server's first-frame rule).
-            self.mimi.reset_streaming(lead_t)
         tokens = self.lm_gen.step(codes)
         assert tokens is not None  # support_out_of_sync: never None
-        out_mask = active & ~lead
         texts = tokens[:, 0, 0].cpu().tolist()
         audio_codes = tokens[:, 1:, :]
         missing = audio_codes == UNGENERATED
-        if missing.any():
+        if missing.any():  # not expected after the lead step; silence rather than garbage
             audio_codes = torch.where(missing, self.silence_codes[None, :, None], audio_codes)
-        out_pcm: np.ndarray | None = None
-        if out_mask.any():
-            self.mimi.set_exec_mask(torch.from_numpy(out_mask).to(dev))
-            out_pcm = self.mimi.decode(audio_codes)[:, 0].float().cpu().numpy()
+        out_pcm = self.mimi.decode(audio_codes)[:, 0].float().cpu().numpy()
         self.model_time_total += time.perf_counter() - t_model
 
         n_out = 0
         for i, s in enumerate(sessions):
-            if s is None or not out_mask[i]:
+            if s is None or not active[i]:
                 continue
-            assert out_pcm is not None
             msgs: list[dict[str, Any]] = [chat_protocol.audio_out(out_pcm[i], s.step_idx)]
             token = int(texts[i])
             if token >= 0 and token not in (EPAD, self.pad_id):
@@ -310,8 +350,20 @@ class MoshiEngine(SlotEngine[MoshiSession]):
             s.step_idx += 1
             n_out += 1
             s.emit(msgs)
-        for i, s in enumerate(sessions):
-            if s is not None and lead[i] and markers[i]:
-                s.emit([protocol.marker(m) for m in markers[i]])
         self.metrics.frames.labels(self.name).inc(n_out)
         return True
+
+    def _lead_step(self, lead: np.ndarray) -> None:
+        """New slots step one silent frame, in an extra batched call masked to them: the LM
+        reads its initial token in place of it, and its output is the one `LMGen` leaves
+        ungenerated for the acoustic delay. Done in the same tick as their first real frame,
+        so a session's first frame never waits a tick behind it."""
+        lead_t = torch.from_numpy(lead).to(self.device)
+        self.mimi.set_exec_mask(lead_t)
+        self.lm_gen.set_exec_mask(lead_t)
+        self._pcm.zero_()
+        codes = self.mimi.encode(self._pcm)[:, : self.n_user]
+        # The lead frame is "in the past" for the model: its encoder padding is applied again
+        # to the first real frame (moshi.server's first-frame rule).
+        self.mimi.reset_streaming(lead_t)
+        self.lm_gen.step(codes)

@@ -297,6 +297,7 @@ async def chat_handler(request: web.Request) -> web.StreamResponse:
     encoder = chat_protocol.ChatEncoder(fmt)
     pump = asyncio.create_task(_pump(session, ws, encoder.encode))
     opus: Any = None
+    first_audio = True
 
     async def refuse(message: str) -> None:
         engine.metrics.errors.labels("moshi").inc()
@@ -346,6 +347,9 @@ async def chat_handler(request: web.Request) -> web.StreamResponse:
                 session.push_marker(parsed.id)
             elif isinstance(parsed, chat_protocol.ControlIn):
                 session.control(parsed.action, parsed.value)
+            if first_audio and session.frames_pushed:
+                first_audio = False
+                engine.notify()  # an idle clock starts in phase with this client
     finally:
         engine.release(session)
         if not pump.done():

@@ -76,8 +76,9 @@ async def test_same_conversation_on_kyutai_moshi_server_and_ours(
     ours: InferenceServer, kyutai: MoshiPyServer, script: tuple[list[np.ndarray], int]
 ) -> None:
     frames, last_voiced = script
-    # moshi.server answers one frame less: its first frame is consumed by the acoustic delay
-    theirs = await BinaryChat(kyutai.chat_url, kyutai.api_key).run(frames, missing=1)
+    # moshi.server steps when a frame arrives and answers the first with nothing (the acoustic
+    # delay): one output less, and two frames must be sent before the first output comes.
+    theirs = await BinaryChat(kyutai.chat_url, kyutai.api_key).run(frames, lead=2, missing=1)
     mine = await BinaryChat(ours.chat_url, ours.api_key).run(frames)
     assert len(theirs.steps) == len(frames) - 1 and len(mine.steps) == len(frames)
     g_theirs, a_theirs, during_theirs = _turns(theirs, last_voiced - 1)

@@ -131,6 +131,23 @@ def test_markers_follow_their_audio() -> None:
     assert got == [1, 2, 3]
 
 
+def test_a_standing_queue_is_trimmed_a_jittery_one_kept() -> None:
+    s = _session()
+    s.push_audio(_frames(2))  # one frame too many, e.g. the first one waited behind the lead
+    dropped = 0
+    for k in range(25):
+        s.push_audio(_frames(1, 2 + k))  # then exactly one frame per step
+        dropped += s.take_frame(3, [], trim_window=25)[1]
+    assert dropped == 1 and s.queued_frames == 1  # 80 ms less delay from here on
+    jittery = _session()
+    dropped = 0
+    for k in range(50):  # bursts of two every other step: the queue empties in between
+        if k % 2 == 0:
+            jittery.push_audio(_frames(2, 2 * k))
+        dropped += jittery.take_frame(3, [], trim_window=25)[1]
+    assert dropped == 0
+
+
 def test_controls() -> None:
     s = _session()
     s.control("hold")

@@ -13,7 +13,7 @@ import pytest
 
 from harness.speech import read_wav, speech_wav
 from inference.metrics import Metrics
-from inference.moshi_engine import MoshiEngine, MoshiSession
+from inference.moshi_engine import TRIM_WINDOW_STEPS, MoshiEngine, MoshiSession
 from inference.profiles import get_profile
 from inference.warmup import warm_engine
 
@@ -97,15 +97,15 @@ def test_batching_equivalence(engine: MoshiEngine, voice: np.ndarray) -> None:
     loop = asyncio.new_event_loop()
     scripts = [_script(voice * (0.6 + 0.2 * i), seed=i) for i in range(4)]
     joins = [0, 3, 7, 12]
-    # Whole scripts are queued at once here: no drops in this test (a client at real time
-    # never has more than a few frames queued).
-    engine.max_queued_frames = 10_000
+    # Whole scripts are queued at once here: no drops or trims in this test (a client at real
+    # time never has more than a few frames queued; the queue rules have their own tests).
+    engine.max_queued_frames, engine.trim_window = 10_000, 0
 
     def alone(i: int) -> Record:
         s, rec = _open(engine, loop)
         for f in scripts[i]:
             s.push_audio(f)
-        for _ in range(len(scripts[i]) + 1):  # lead frame + one step per frame
+        for _ in range(len(scripts[i])):  # one step per frame (the lead step rides along)
             engine.tick()
         engine.release(s)
         return rec
@@ -130,7 +130,7 @@ def test_batching_equivalence(engine: MoshiEngine, voice: np.ndarray) -> None:
                 np.testing.assert_allclose(
                     np.stack(rec.pcm), np.stack(solo_rec.pcm), atol=1e-5, err_msg=f"session {i}"
                 )
-    engine.max_queued_frames = 3
+    engine.max_queued_frames, engine.trim_window = 3, TRIM_WINDOW_STEPS
     # and the sessions did differ from one another (the comparison means something)
     assert solo[0].texts != solo[3].texts or solo[0].loud != solo[3].loud
     loop.close()
@@ -142,11 +142,11 @@ def test_underrun_steps_silence_and_counts(engine: MoshiEngine) -> None:
     before = engine.underruns
     for _ in range(6):  # nothing sent yet: the greeting goes on, no underrun counted
         engine.tick()
-    assert len(rec.pcm) == 5 and engine.underruns == before
+    assert len(rec.pcm) == 6 and engine.underruns == before
     s.push_audio(np.zeros(FRAME * 2, np.float32))
     for _ in range(12):  # 2 frames, then a client gone quiet: Moshi keeps stepping
         engine.tick()
-    assert len(rec.pcm) == 17
+    assert len(rec.pcm) == 18
     assert s.underruns == 10 and engine.underruns - before == 10
     engine.release(s)
     loop.close()
@@ -155,7 +155,6 @@ def test_underrun_steps_silence_and_counts(engine: MoshiEngine) -> None:
 def test_overrun_drops_the_oldest_and_bounds_latency(engine: MoshiEngine) -> None:
     loop = asyncio.new_event_loop()
     s, rec = _open(engine, loop)
-    engine.tick()  # lead
     s.push_audio(np.zeros(FRAME * 25, np.float32))  # 2 s at once
     s.push_marker(99)
     engine.tick()
@@ -176,7 +175,6 @@ def test_hold_silences_and_release_restores(engine: MoshiEngine, voice: np.ndarr
     n, rec_n = _open(engine, loop)
     s.control("hold")
     script = _script(voice, seed=5)
-    engine.tick()  # lead frames
     _lockstep(engine, s, script)
     assert not any(rec.loud) and not "".join(rec.texts).strip()
     assert any(rec_n.loud[:4]), "the neighbour still greets"
