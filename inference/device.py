@@ -27,6 +27,8 @@ import os
 import shutil
 import sys
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Literal
 
@@ -34,12 +36,63 @@ log = logging.getLogger(__name__)
 
 CompilePolicy = Literal["auto", "on", "off"]
 
-MODEL_LOCK = threading.Lock()
+
+class ModelLock:
+    """A device's step lock in which clocked engines go first.
+
+    STT and TTS step back to back while they have work, re-taking the lock at once; a plain
+    lock (not fair) could then keep Moshi, whose step has an 80 ms deadline, waiting through
+    several of their steps. `urgent()` holders are served before any ordinary waiter, so
+    Moshi waits for at most the one step already running."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition(threading.Lock())
+        self._held = False
+        self._urgent_waiting = 0
+        self.waiting = 0  # threads waiting for the lock (tests)
+
+    def locked(self) -> bool:
+        return self._held
+
+    def _acquire(self, urgent: bool) -> None:
+        with self._cond:
+            if urgent:
+                self._urgent_waiting += 1
+            self.waiting += 1
+            while self._held or (not urgent and self._urgent_waiting):
+                self._cond.wait()
+            self.waiting -= 1
+            if urgent:
+                self._urgent_waiting -= 1
+            self._held = True
+
+    def _release(self) -> None:
+        with self._cond:
+            self._held = False
+            self._cond.notify_all()
+
+    def __enter__(self) -> ModelLock:
+        self._acquire(urgent=False)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._release()
+
+    @contextmanager
+    def urgent(self) -> Iterator[None]:
+        self._acquire(urgent=True)
+        try:
+            yield
+        finally:
+            self._release()
 
 
-def model_lock(device: str) -> threading.Lock:
+MODEL_LOCK = ModelLock()
+
+
+def model_lock(device: str) -> ModelLock:
     """The lock an engine on `device` holds around each step (see rule 1 above)."""
-    return MODEL_LOCK if device.startswith("cuda") else threading.Lock()
+    return MODEL_LOCK if device.startswith("cuda") else ModelLock()
 
 
 # Triton builds its kernel launchers with a C compiler; Inductor's CPU path needs one too.

@@ -148,6 +148,7 @@ class MoshiSession(Session):
 
 class MoshiEngine(SlotEngine[MoshiSession]):
     name = "moshi"
+    clocked = True
 
     def __init__(
         self,

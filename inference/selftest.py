@@ -131,6 +131,8 @@ def verdict(levels: list[Level]) -> tuple[bool, str]:
             f"the largest count that ran in real time was {' + '.join(counts)} slots: set "
             f"{knobs} at or below it"
         )
+    if not moshi_ok(top) and (top.stt_slots or top.tts_slots):
+        advice += " (or give Moshi a process of its own: `--engines moshi`)"
     return False, f"FAIL: {'; '.join(problems)}; {advice}"
 
 
@@ -449,8 +451,13 @@ def report_text(report: dict[str, Any]) -> str:
         f"(torch {report['torch']}, torch.compile {'on' if report['torch_compile'] else 'off'}, "
         f"CUDA graphs {'on' if report['cuda_graphs'] else 'off'})",
         f"loaded in {report['load_s']:.1f} s; warm-up: {warm}",
-        f"TTS time to first audio: first session {report['tts_first_session_first_audio_ms']} "
-        f"ms, second session {report['tts_second_session_first_audio_ms']} ms",
+    ]
+    if report["tts_first_session_first_audio_ms"] is not None:
+        lines.append(
+            f"TTS time to first audio: first session {report['tts_first_session_first_audio_ms']}"
+            f" ms, second session {report['tts_second_session_first_audio_ms']} ms"
+        )
+    lines += [
         format_table(levels),
         f"verdict: {report['verdict']}",
     ]

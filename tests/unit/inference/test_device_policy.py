@@ -41,3 +41,34 @@ def test_env_flag_reads_like_moshi(monkeypatch: pytest.MonkeyPatch) -> None:
         assert env_flag("NO_CUDA_GRAPH") is expected
     monkeypatch.delenv("NO_CUDA_GRAPH")
     assert env_flag("NO_CUDA_GRAPH") is False
+
+
+def test_model_lock_serves_the_clocked_engine_first() -> None:
+    """STT/TTS re-take the lock back to back; Moshi (urgent) must not wait behind them."""
+    import threading
+    import time
+
+    from inference.device import ModelLock
+
+    lock = ModelLock()
+    order: list[str] = []
+
+    def ordinary() -> None:
+        with lock:
+            order.append("tts")
+
+    def urgent() -> None:
+        with lock.urgent():
+            order.append("moshi")
+
+    with lock:  # a step in progress
+        threads = [threading.Thread(target=ordinary), threading.Thread(target=urgent)]
+        for t in threads:
+            t.start()
+        deadline = time.monotonic() + 10
+        while lock.waiting < 2 and time.monotonic() < deadline:
+            time.sleep(0.001)  # polling the waiter count, not a wait for an outcome
+        assert lock.waiting == 2
+    for t in threads:
+        t.join(10)
+    assert order == ["moshi", "tts"]
