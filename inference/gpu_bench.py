@@ -1,8 +1,10 @@
 """Size a GPU node in one command: `python -m inference.gpu_bench`.
 
-Runs the selftest (STT and TTS served together, the real start-up path) and the engine
-benchmark at a GPU's slot counts (STT 1/16/64/128, TTS 1/16/32/64 with 24 and 32 codebooks),
-each in its own process, and writes one JSON and one markdown report (`docs/gpu-bench.*`).
+Runs the selftest (STT and TTS served together, the real start-up path), the engine
+benchmark at a GPU's slot counts (STT 1/16/64/128, TTS 1/16/32/64 with 24 and 32 codebooks)
+and the Moshi benchmark (full-batch step at B = 1/8/16/32, alone and with STT and TTS busy;
+`--moshi-batch-sizes ""` skips it), each in its own process, and writes one JSON and one
+markdown report (`docs/gpu-bench.*`).
 """
 
 from __future__ import annotations
@@ -16,7 +18,11 @@ from pathlib import Path
 from typing import Any
 
 
-def merge(selftest: dict[str, Any] | None, benches: list[dict[str, Any]]) -> dict[str, Any]:
+def merge(
+    selftest: dict[str, Any] | None,
+    benches: list[dict[str, Any]],
+    moshi: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     rows: list[dict[str, Any]] = []
     meta: dict[str, Any] = {}
     for bench in benches:
@@ -25,7 +31,7 @@ def merge(selftest: dict[str, Any] | None, benches: list[dict[str, Any]]) -> dic
         meta.setdefault("torch", bench.get("torch"))
         rows.extend(bench.get("rows", []))
     rows.sort(key=lambda r: (r.get("engine", ""), r.get("n_q") or 0, r.get("batch_size", 0)))
-    return {**meta, "selftest": selftest, "bench": rows}
+    return {**meta, "selftest": selftest, "bench": rows, "moshi": moshi}
 
 
 def _cell(value: Any) -> str:
@@ -93,6 +99,32 @@ def markdown(report: dict[str, Any]) -> str:
                 f"{_cell(r.get('first_audio_ms_mean'))} |"
             )
         out.append("")
+    moshi = report.get("moshi")
+    if moshi:
+        out += [
+            "## Moshi, full-batch step (`python -m inference.moshi_bench`)",
+            "",
+            "| batch | with | p50 ms | p99 ms | 80 ms / p99 | GPU GiB |",
+            "| --- | --- | --- | --- | --- | --- |",
+        ]
+        for r in moshi.get("rows", []):
+            if "error" in r:
+                out.append(f"| {r['batch_size']} | {r['with']} | {r['error']} | | | |")
+                continue
+            out.append(
+                f"| {r['batch_size']} | {r['with']} | {_cell(r.get('p50_ms'))} | "
+                f"{_cell(r.get('p99_ms'))} | {_cell(r.get('real_time_margin'))} | "
+                f"{_cell(r.get('gpu_peak_gib'))} |"
+            )
+        rtt = moshi.get("marker_round_trip")
+        if rtt:
+            out += [
+                "",
+                f"Marker round trip, {rtt['sessions']} sessions at real time: p50 "
+                f"{_cell(rtt['p50_ms'])} ms, p90 {_cell(rtt['p90_ms'])} ms, p99 "
+                f"{_cell(rtt['p99_ms'])} ms.",
+            ]
+        out.append("")
     return "\n".join(out)
 
 
@@ -107,6 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stt-batch-sizes", default="1,16,64,128")
     parser.add_argument("--tts-batch-sizes", default="1,16,32,64")
     parser.add_argument("--tts-n-q", default="24,32", help="codebook counts to compare")
+    parser.add_argument("--moshi-batch-sizes", default="1,8,16,32", help='"" skips Moshi')
     parser.add_argument("--seconds", type=float, default=4.0, help="STT audio per session")
     parser.add_argument("--out-dir", default="docs")
     parser.add_argument("--cache-dir", default="")
@@ -180,9 +213,30 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"gpu_bench: {engine} benchmark failed (exit {status})", file=sys.stderr)
                 return status or 1
             bench_files.append(path)
+        moshi: dict[str, Any] | None = None
+        if args.moshi_batch_sizes:
+            path = tmp / "moshi.json"
+            status = _run(
+                [
+                    *py,
+                    "inference.moshi_bench",
+                    "--models",
+                    args.models,
+                    "--batch-sizes",
+                    args.moshi_batch_sizes,
+                    "--json",
+                    str(path),
+                    *cache,
+                ]
+            )
+            if status != 0 or not path.is_file():
+                print(f"gpu_bench: Moshi benchmark failed (exit {status})", file=sys.stderr)
+                return status or 1
+            moshi = json.loads(path.read_text())
         report = merge(
             json.loads(selftest_json.read_text()),
             [json.loads(p.read_text()) for p in bench_files],
+            moshi,
         )
     json_path, md_path = out_dir / "gpu-bench.json", out_dir / "gpu-bench.md"
     json_path.write_text(json.dumps(report, indent=2) + "\n")

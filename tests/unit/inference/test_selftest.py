@@ -105,6 +105,24 @@ def test_gpu_bench_report_merges_selftest_and_benches() -> None:
     assert "| 64 | 1.5 | 16 | 1.2 | 200 / 250 | 30.5 |" in md
     assert "| stt | – | 128 | out of memory |" in md
     assert "Verdict: OK: ..." in md
+    assert "Moshi" not in md
+    moshi = {
+        "rows": [
+            {
+                "batch_size": 32,
+                "with": "alone",
+                "p50_ms": 20.0,
+                "p99_ms": 25.0,
+                "real_time_margin": 3.2,
+                "gpu_peak_gib": 66.1,
+            },
+            {"batch_size": 64, "with": "alone", "error": "OOM"},
+        ],
+        "marker_round_trip": {"sessions": 4, "p50_ms": 40.0, "p90_ms": 50.0, "p99_ms": 60.0},
+    }
+    md = markdown(merge(selftest, [tts, stt], moshi))
+    assert "| 32 | alone | 20 | 25 | 3.2 | 66.1 |" in md and "| 64 | alone | OOM |" in md
+    assert "p50 40 ms, p90 50 ms, p99 60 ms" in md
 
 
 def test_verdict_covers_moshi_steps_against_the_80ms_clock() -> None:
