@@ -3,7 +3,7 @@
 No server code is imported: both encodings are spoken from their description.
 
 - `MsgpackChat` (`?format=PcmMessagePack`): `Ready`, then `Audio {pcm, step_idx}` per step,
-  `Text` on the same step grid, `Marker` echoes.
+  `Text` on the same step grid (just before its step's audio), `Marker` echoes.
 - `BinaryChat`: moshi.server's protocol, as `moshi/client.py` speaks it: wait for the `0x00`
   handshake, send `0x01` + Ogg/Opus pages (sphn), read `0x01` Ogg/Opus and `0x02` text pieces.
 
@@ -122,6 +122,7 @@ class MsgpackChat:
     ) -> Conversation:
         conv = Conversation([], {}, [])
         sent = 0
+        pending_text = ""  # a step's piece comes just before its audio
 
         async def send_next() -> None:
             nonlocal sent
@@ -145,11 +146,13 @@ class MsgpackChat:
                 idx = int(m["step_idx"])
                 if conv.steps and idx != conv.steps[-1].index + 1:
                     raise AssertionError(f"step {idx} after {conv.steps[-1].index}")
-                conv.steps.append(Step(idx, np.asarray(m["pcm"], dtype=np.float32)))
+                conv.steps.append(Step(idx, np.asarray(m["pcm"], dtype=np.float32), pending_text))
+                pending_text = ""
                 await send_next()
             elif kind == "Text":
-                assert conv.steps and int(m["step_idx"]) == conv.steps[-1].index, m
-                conv.steps[-1].text += str(m["text"])
+                expected = conv.steps[-1].index + 1 if conv.steps else 0
+                assert int(m["step_idx"]) == expected, (m, expected)
+                pending_text += str(m["text"])
             elif kind == "Marker":
                 k = int(m["id"])
                 conv.consumed[k] = conv.steps[-1].index if conv.steps else -1
@@ -181,6 +184,7 @@ class BinaryChat:
         reader = sphn.OpusStreamReader(SAMPLE_RATE)
         conv = Conversation([], {}, [])
         sent = 0
+        pending_text = ""
         async with (
             aiohttp.ClientSession() as http,
             http.ws_connect(self.url, headers=auth_headers(self.api_key)) as ws,
@@ -208,11 +212,12 @@ class BinaryChat:
                 kind, payload = msg.data[0], bytes(msg.data[1:])
                 if kind == 1:
                     pcm = np.asarray(reader.append_bytes(payload), dtype=np.float32)
-                    conv.steps.append(Step(len(conv.steps), pcm))
+                    conv.steps.append(Step(len(conv.steps), pcm, pending_text))
+                    pending_text = ""
                     await send_next()
                 elif kind == 2:
-                    if conv.steps:
-                        conv.steps[-1].text += payload.decode()
+                    # ours sends a step's piece before its audio; moshi.server as it comes
+                    pending_text += payload.decode()
                 elif kind == 5:
                     conv.errors.append(payload.decode())
         return conv

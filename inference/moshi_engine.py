@@ -341,12 +341,14 @@ class MoshiEngine(SlotEngine[MoshiSession]):
         for i, s in enumerate(sessions):
             if s is None or not active[i]:
                 continue
-            msgs: list[dict[str, Any]] = [chat_protocol.audio_out(out_pcm[i], s.step_idx)]
+            # The piece goes first: a client can mark the frame as speech when it arrives.
+            msgs: list[dict[str, Any]] = []
             token = int(texts[i])
             if token >= 0 and token not in (EPAD, self.pad_id):
                 piece = chat_protocol.piece_text(self.tokenizer.id_to_piece(token))
                 msgs.append(chat_protocol.text_out(piece, s.step_idx))
                 self.metrics.words.labels(self.name).inc()
+            msgs.append(chat_protocol.audio_out(out_pcm[i], s.step_idx))
             msgs.extend(protocol.marker(m) for m in markers[i])
             s.step_idx += 1
             n_out += 1

@@ -49,8 +49,8 @@ class Record:
             if m["type"] == "Audio":
                 assert m["step_idx"] == len(self.pcm)
                 self.pcm.append(np.asarray(m["pcm"], dtype=np.float32).copy())
-            elif m["type"] == "Text":
-                assert m["step_idx"] == len(self.pcm) - 1
+            elif m["type"] == "Text":  # before the audio of its step
+                assert m["step_idx"] == len(self.pcm)
                 step_text += m["text"]
             elif m["type"] == "Marker":
                 self.markers.append((m["id"], len(self.pcm) - 1))

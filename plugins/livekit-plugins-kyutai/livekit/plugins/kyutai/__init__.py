@@ -1,11 +1,14 @@
 """Kyutai plugin for LiveKit Agents.
 
 Streaming speech-to-text with semantic end of turn (``kyutai.STT``) and streaming-in-text
-speech synthesis with word timings (``kyutai.TTS``), against Kyutai's moshi-server protocol.
+speech synthesis with word timings (``kyutai.TTS``), against Kyutai's moshi-server protocol;
+Moshi, which listens and speaks at once, as a duplex model (``kyutai.Moshi``).
 """
 
 from .connection import AtCapacityError
 from .models import Language, TTSVoices
+from .moshi import Moshi, MoshiSession
+from .moshi_gate import MoshiGate
 from .stt import STT, SpeechStream
 from .tts import TTS, ChunkedStream, SynthesizeStream
 from .turn import TurnOptions
@@ -17,6 +20,9 @@ __all__ = [
     "AtCapacityError",
     "ChunkedStream",
     "Language",
+    "Moshi",
+    "MoshiGate",
+    "MoshiSession",
     "SpeechStream",
     "SynthesizeStream",
     "TTSVoices",

@@ -65,6 +65,7 @@ class Error:
 @dataclass(frozen=True)
 class Audio:
     pcm: np.ndarray  # float32, mono, 24 kHz
+    step_idx: int | None = None  # Moshi (/api/chat): the output step, every 80 ms
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,7 @@ class Text:
     text: str
     start_s: float
     stop_s: float
+    step_idx: int | None = None  # Moshi: the step whose audio this piece is aligned with
 
 
 @dataclass(frozen=True)
@@ -106,6 +108,14 @@ def encode_eos() -> bytes:
     return _pack({"type": "Eos"})
 
 
+def encode_control(action: str, value: float | None = None) -> bytes:
+    """Moshi's per-session controls: ``hold``, ``release``, ``pad_bias`` (with ``value``)."""
+    msg: dict[str, Any] = {"type": "Control", "action": action}
+    if value is not None:
+        msg["value"] = float(value)
+    return _pack(msg)
+
+
 def decode(data: bytes) -> Message:
     """Decode one binary frame; raises ProtocolError on anything that is not a tagged map."""
     try:
@@ -133,12 +143,17 @@ def decode(data: bytes) -> Message:
         if kind == "Error":
             return Error(message=str(obj.get("message", "")))
         if kind == "Audio":
-            return Audio(pcm=np.asarray(obj.get("pcm") or [], dtype=np.float32))
+            step = obj.get("step_idx")
+            return Audio(
+                pcm=np.asarray(obj.get("pcm") or [], dtype=np.float32),
+                step_idx=None if step is None else int(step),
+            )
         if kind == "Text":
             return Text(
                 text=str(obj.get("text", "")),
                 start_s=float(obj.get("start_s", 0.0)),
                 stop_s=float(obj.get("stop_s", 0.0)),
+                step_idx=None if obj.get("step_idx") is None else int(obj["step_idx"]),
             )
     except (KeyError, TypeError, ValueError) as e:
         raise ProtocolError(f"malformed {kind} message: {e}") from e
