@@ -214,3 +214,23 @@ def speechlike(seconds: float, seed: int = 0) -> list[float]:
     tone = np.sin(2 * np.pi * (150 + 25 * seed + 60 * np.sin(t)) * t)
     sig = 0.3 * env * tone + 0.05 * rng.standard_normal(n)
     return [float(x) for x in sig.astype(np.float32)]
+
+
+async def wait_slots_free(server: InferenceServer, timeout: float = 10.0) -> None:
+    """Until `/api/modules_info` shows no slot in use: a client's slot is freed when the server
+    has seen its close, a moment after the client closed."""
+    import asyncio
+
+    import aiohttp
+
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    async with aiohttp.ClientSession() as http:
+        while True:
+            async with http.get(f"{server.http_url}/api/modules_info") as r:
+                used = sum(int(m["used_slots"]) for m in await r.json())
+            if not used:
+                return
+            if loop.time() > deadline:
+                raise TimeoutError(f"{used} slots still in use on {server.http_url}")
+            await asyncio.sleep(0.05)  # polling a state endpoint, not a wait for an outcome

@@ -76,3 +76,24 @@ class Encoder:
         if self.format is OutputFormat.OGG_OPUS:
             return data
         return protocol.pack({"type": "OggOpus", "data": data})
+
+
+class OpusInput:
+    """A client's Ogg/Opus stream (STT `OggOpus` messages, `/api/chat`'s binary wire), decoded
+    as it comes. Corrupt data raises `ProtocolError` and drops the decoder, so the client can
+    start a new stream (headers first) on the same session."""
+
+    def __init__(self) -> None:
+        self._reader: Any = None
+
+    def decode(self, data: bytes) -> np.ndarray:
+        if self._reader is None:
+            import sphn
+
+            self._reader = sphn.OpusStreamReader(protocol.SAMPLE_RATE)
+        try:
+            pcm = np.asarray(self._reader.append_bytes(data), dtype=np.float32)
+        except Exception as exc:  # sphn raises plain errors on corrupt pages
+            self._reader = None
+            raise protocol.ProtocolError(f"bad Ogg/Opus data: {exc}") from exc
+        return np.clip(pcm, -1.0, 1.0)

@@ -344,6 +344,11 @@ class MoshiEngine(SlotEngine[MoshiSession]):
             # The piece goes first: a client can mark the frame as speech when it arrives.
             msgs: list[dict[str, Any]] = []
             token = int(texts[i])
+            if held[i]:
+                # An output frame mixes tokens of two steps (the acoustic delay): the hooks
+                # silence what is sampled from now on, this silences the frame already due.
+                token = self.pad_id
+                out_pcm[i] = 0.0
             if token >= 0 and token not in (EPAD, self.pad_id):
                 piece = chat_protocol.piece_text(self.tokenizer.id_to_piece(token))
                 msgs.append(chat_protocol.text_out(piece, s.step_idx))

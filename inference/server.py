@@ -10,7 +10,6 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
 import torch
 from aiohttp import WSCloseCode, WSMsgType, web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -18,7 +17,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from inference import chat_protocol, oneshot, protocol
 from inference import device as device_policy
 from inference.engine import Session
-from inference.formats import Encoder, OutputFormat, UnknownFormat, parse_format
+from inference.formats import Encoder, OpusInput, OutputFormat, UnknownFormat, parse_format
 from inference.metrics import Metrics
 from inference.moshi_engine import MoshiEngine
 from inference.profiles import Profile, get_profile
@@ -144,7 +143,7 @@ async def asr_handler(request: web.Request) -> web.StreamResponse:
         return await _reject_full(ws, "stt", engine.batch_size)
     pump = asyncio.create_task(_pump(session, ws))
     max_samples = int(settings.max_buffered_seconds * protocol.SAMPLE_RATE)
-    opus: Any = None  # Ogg/Opus decoder, made on the first OggOpus message
+    opus = OpusInput()
     try:
         await ws.send_bytes(protocol.ready())
         while True:
@@ -170,17 +169,13 @@ async def asr_handler(request: web.Request) -> web.StreamResponse:
                 await _send_error(ws, "stt", str(exc), engine.metrics)
                 continue
             if isinstance(parsed, protocol.OggOpusIn):
-                if opus is None:
-                    import sphn
-
-                    opus = sphn.OpusStreamReader(protocol.SAMPLE_RATE)
                 try:
-                    pcm = np.asarray(opus.append_bytes(parsed.data), dtype=np.float32)
-                except Exception as exc:  # a corrupt stream must not end the server
-                    await _send_error(ws, "stt", f"bad Ogg/Opus data: {exc}", engine.metrics)
+                    pcm = opus.decode(parsed.data)
+                except protocol.ProtocolError as exc:  # a corrupt stream must not end the server
+                    await _send_error(ws, "stt", str(exc), engine.metrics)
                     continue
                 if pcm.size:
-                    session.push_audio(np.clip(pcm, -1.0, 1.0))
+                    session.push_audio(pcm)
             elif isinstance(parsed, protocol.AudioIn):
                 session.push_audio(parsed.pcm)
             elif isinstance(parsed, protocol.MarkerIn):
@@ -296,7 +291,7 @@ async def chat_handler(request: web.Request) -> web.StreamResponse:
         return ws
     encoder = chat_protocol.ChatEncoder(fmt)
     pump = asyncio.create_task(_pump(session, ws, encoder.encode))
-    opus: Any = None
+    opus = OpusInput()
     first_audio = True
 
     async def refuse(message: str) -> None:
@@ -329,18 +324,13 @@ async def chat_handler(request: web.Request) -> web.StreamResponse:
                 await refuse(str(exc))
                 continue
             if isinstance(parsed, chat_protocol.OpusIn):
-                if opus is None:
-                    import sphn
-
-                    opus = sphn.OpusStreamReader(protocol.SAMPLE_RATE)
                 try:
-                    pcm = np.asarray(opus.append_bytes(parsed.data), dtype=np.float32)
-                except Exception as exc:  # a corrupt stream must not end the server
-                    opus = None  # the client may start a new stream (headers first)
-                    await refuse(f"bad Ogg/Opus data: {exc}")
+                    pcm = opus.decode(parsed.data)
+                except protocol.ProtocolError as exc:  # a corrupt stream must not end the server
+                    await refuse(str(exc))
                     continue
                 if pcm.size:
-                    session.push_audio(np.clip(pcm, -1.0, 1.0))
+                    session.push_audio(pcm)
             elif isinstance(parsed, protocol.AudioIn):
                 session.push_audio(parsed.pcm)
             elif isinstance(parsed, protocol.MarkerIn):

@@ -15,7 +15,7 @@ import msgpack
 import numpy as np
 import pytest
 
-from harness.inference_server import InferenceServer, start_inference_server
+from harness.inference_server import InferenceServer, start_inference_server, wait_slots_free
 from harness.moshi_client import (
     BinaryChat,
     Conversation,
@@ -112,6 +112,7 @@ async def test_four_sessions_share_the_batch(
 ) -> None:
     """All slots at once, joining at different points of the others' conversations: each
     greets, yields and answers; then a fifth is refused in both encodings."""
+    await wait_slots_free(server)
     script = [SILENT] * 12 + voice + [SILENT] * 16
 
     async def one(delay_frames: int) -> Conversation:
@@ -130,6 +131,7 @@ async def test_four_sessions_share_the_batch(
 
 
 async def test_capacity_error_both_encodings(server: InferenceServer) -> None:
+    await wait_slots_free(server)
     headers = auth_headers(server.api_key)
     async with aiohttp.ClientSession() as http:
         held = [
@@ -156,6 +158,7 @@ async def test_capacity_error_both_encodings(server: InferenceServer) -> None:
 async def test_hold_and_release(server: InferenceServer, voice: list[np.ndarray]) -> None:
     """Held from the first frame: no greeting and no answer, though Moshi still hears the
     user; released: the next turn is answered."""
+    await wait_slots_free(server)  # the clock then starts with this client: held from step 0
     turn = [SILENT] * 6 + voice + [SILENT] * 14
     hold = {0: [{"type": "Control", "action": "hold"}]}
     release = {len(turn): [{"type": "Control", "action": "release"}]}

@@ -5,18 +5,18 @@ clean end when none is left."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 
+import aiohttp
 import numpy as np
 import pytest
 from livekit import rtc
 from livekit.agents import llm
 from livekit.plugins import kyutai
 
-from harness.inference_server import InferenceServer, start_inference_server
-from harness.moshi_client import MsgpackChat, frames_of
+from harness.inference_server import InferenceServer, start_inference_server, wait_slots_free
+from harness.moshi_client import MsgpackChat, auth_headers, frames_of
 from harness.moshi_py_server import start_moshi_py_server
 from harness.speech import read_wav, speech_wav
 from livekit.plugins.kyutai.moshi_gate import TEXT_KEY
@@ -117,6 +117,7 @@ class Drive:
 async def test_greets_yields_and_answers_over_msgpack(
     server: InferenceServer, voice: list[np.ndarray]
 ) -> None:
+    await wait_slots_free(server)  # each test has the one slot to itself
     model = kyutai.Moshi(urls=server.url, api_key=server.api_key)
     session = model.session()
     drive = Drive(session)
@@ -143,6 +144,7 @@ async def test_greets_yields_and_answers_over_msgpack(
 
 
 async def test_the_gate_makes_one_burst_of_each_sentence(server: InferenceServer) -> None:
+    await wait_slots_free(server)  # each test has the one slot to itself
     model = kyutai.Moshi(urls=server.url, api_key=server.api_key)
     session = model.session()
     drive = Drive(session)
@@ -163,6 +165,7 @@ async def test_the_gate_makes_one_burst_of_each_sentence(server: InferenceServer
 async def test_room_audio_at_48khz_is_resampled(
     server: InferenceServer, voice: list[np.ndarray]
 ) -> None:
+    await wait_slots_free(server)  # each test has the one slot to itself
     model = kyutai.Moshi(urls=server.url, api_key=server.api_key)
     session = model.session()
     drive = Drive(session)
@@ -177,18 +180,20 @@ async def test_room_audio_at_48khz_is_resampled(
 async def test_fails_over_when_full_and_reconnects_when_a_server_dies(
     cache: Path, server: InferenceServer
 ) -> None:
+    await wait_slots_free(server)  # each test has the one slot to itself
     spare = _moshi_server(cache)
     try:
         # the first URL is full: its only slot is taken by another client
-        holder = asyncio.create_task(
-            MsgpackChat(server.chat_url, server.api_key).run([SILENT] * 200)
-        )
-        await asyncio.sleep(0)  # let it start connecting
-        model = kyutai.Moshi(urls=[server.url, spare.url], api_key=server.api_key)
-        session = model.session()
-        drive = Drive(session)
-        await drive.run([SILENT] * 5)
-        holder.cancel()
+        chat = MsgpackChat(server.chat_url, server.api_key)
+        async with (
+            aiohttp.ClientSession() as http,
+            http.ws_connect(chat.url, headers=auth_headers(server.api_key)) as holder,
+        ):
+            assert (await chat.recv(holder) or {}).get("type") == "Ready"
+            model = kyutai.Moshi(urls=[server.url, spare.url], api_key=server.api_key)
+            session = model.session()
+            drive = Drive(session)
+            await drive.run([SILENT] * 5)
         assert session.url is not None and str(spare.port) in session.url
         # the spare dies mid-call: no URL after it, so the session ends cleanly with an error
         spare.stop()
@@ -200,6 +205,7 @@ async def test_fails_over_when_full_and_reconnects_when_a_server_dies(
         spare.stop()
 
     # and with a URL after the one that dies, the session moves on and keeps its clock
+    await wait_slots_free(server)
     spare = _moshi_server(cache)
     try:
         model = kyutai.Moshi(urls=[spare.url, server.url], api_key=server.api_key)
