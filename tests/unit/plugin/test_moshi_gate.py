@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 from livekit import rtc
+
 from livekit.plugins.kyutai.moshi_gate import TEXT_KEY, MoshiGate, frame_rms
 
 SR = 24000
