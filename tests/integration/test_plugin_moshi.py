@@ -244,3 +244,28 @@ async def test_kyutai_moshi_server_over_its_binary_wire(
     assert drive.text(80 * last).strip()  # one output less than ours: the first frame
     with pytest.raises(Exception, match="msgpack wire"):
         await session.hold()
+
+
+async def test_a_moshi_that_never_yields_is_never_cut(cache: Path, voice: list[np.ndarray]) -> None:
+    """The plugin passes on whatever Moshi says: with the never-yield checkpoint, Moshi's audio
+    and text go on through the user's speech (nothing here pauses or drops it)."""
+    args = ["--engines", "moshi", "--moshi-batch-size", "1", "--moshi-repo", "tiny/moshi-stubborn"]
+    stubborn = start_inference_server(cache, extra_args=args)
+    try:
+        model = kyutai.Moshi(urls=stubborn.url, api_key=stubborn.api_key)
+        session = model.session()
+        drive = Drive(session)
+        try:
+            await drive.run([SILENT] * 14 + voice + [SILENT] * 16)
+        finally:
+            await model.aclose()
+    finally:
+        stubborn.stop()
+    # quiet after its greeting, it starts again within 3 frames of the user's voice (the
+    # keyed "stubborn" rule) and talks on until the user stops
+    onset, last = voiced_span(voice, 14)
+    during = [f for f in drive.frames if 80 * (onset + 3) <= (f.start_ms or 0) <= 80 * last]
+    assert during and sum(rms(f.frame) > LOUD for f in during) >= len(during) * 0.8
+    gate = model.audio_gate()
+    opened = [gate.update(f.frame) for f in drive.frames]
+    assert all(opened[onset + 3 : last + 1]), opened
