@@ -38,6 +38,10 @@ class SttSession(Session):
         # Event-loop side: re-framing buffer and count of samples received.
         self.remainder = np.zeros(0, dtype=np.float32)
         self.samples_in = 0
+        # Counted on each side rather than by iterating `inbox`, which the other thread
+        # may be appending to (a deque raises when mutated during iteration).
+        self.frames_pushed = 0
+        self.frames_taken = 0
         # Model-thread side.
         self.frames_done = 0
         self.lead_done = False
@@ -54,6 +58,7 @@ class SttSession(Session):
         frames, self.remainder = protocol.reframe(self.remainder, pcm)
         for f in frames:
             self.inbox.append(f)
+        self.frames_pushed += len(frames)
 
     def push_marker(self, marker_id: int) -> None:
         due = math.ceil(self.samples_in / protocol.FRAME_SIZE) + self.delay_steps
@@ -61,7 +66,7 @@ class SttSession(Session):
 
     @property
     def buffered_frames(self) -> int:
-        return sum(1 for x in self.inbox if isinstance(x, np.ndarray))
+        return self.frames_pushed - self.frames_taken
 
     @property
     def backlog_samples(self) -> int:
@@ -144,6 +149,7 @@ class SttEngine(SlotEngine[SttSession]):
             s.inbox.popleft()
             if isinstance(item, tuple):
                 return item[1], True
+            s.frames_taken += 1
             return item, False
         return None
 
