@@ -66,7 +66,8 @@ class SttSession(Session):
 
     @property
     def buffered_frames(self) -> int:
-        return self.frames_pushed - self.frames_taken
+        # The loop counts a frame just after appending it, so the thread may be one ahead.
+        return max(0, self.frames_pushed - self.frames_taken)
 
     @property
     def backlog_samples(self) -> int:
