@@ -198,7 +198,11 @@ async def test_a_goodbye_in_a_reply_ends_the_session_after_it_is_heard(
 
 
 async def test_barge_in_stops_the_agent_fast_and_history_keeps_heard_words(
-    worker: WorkerHandle, stub_llm: StubLLM, make_participant: MakeParticipant, room_name: str
+    worker: WorkerHandle,
+    agent_env: dict[str, str],
+    stub_llm: StubLLM,
+    make_participant: MakeParticipant,
+    room_name: str,
 ) -> None:
     stub_llm.push(
         Reply(text="Hello there."),
@@ -207,6 +211,7 @@ async def test_barge_in_stops_the_agent_fast_and_history_keeps_heard_words(
     )
     user = await make_participant(room_name, "barger", dispatch_agent="kyutai-agent")
     await user.start_long_answer(into_s=2.0)
+    confirmed = fast_pauses(agent_env, "confirmed")
     onset, _ = await user.say(
         speech_wav("Stop, stop! Let us talk about the moon instead.", lead_silence_s=0.0)
     )
@@ -214,9 +219,12 @@ async def test_barge_in_stops_the_agent_fast_and_history_keeps_heard_words(
     assert stopped is not None, "the agent's audio never stopped"
     # The agent was still audible when the user began (not a gap in its speech we measured)…
     assert stopped >= onset, f"the agent fell silent {onset - stopped:.3f}s before the onset"
-    # …and the fast barge-in gate pauses on the fricative of "stop", before Silero hears its
-    # vowel (docs/barge-in.md: p90 0.19 s here; with the VAD alone p90 0.29 s).
-    assert stopped - onset < 0.3, f"agent audio went on {stopped - onset:.3f}s after the onset"
+    # …and it was the fast barge-in gate that paused it, on the fricative of "stop", before
+    # Silero heard its vowel; the VAD then confirmed the interruption. How fast is measured by
+    # `python -m bench.barge_in` (docs/barge-in.md: p90 0.19 s, VAD alone 0.29 s), not here:
+    # on a loaded 2-core machine one run in a few went past 0.3 s (0.357 s in a CI run).
+    assert fast_pauses(agent_env, "confirmed") == confirmed + 1
+    assert stopped - onset < 1.0, f"agent audio went on {stopped - onset:.3f}s after the onset"
     print(f"barge-in: agent audio stopped {stopped - onset:.3f}s after the user's onset")
     await user.wait_for(
         lambda: len(stub_llm.requests) >= 3, timeout=15, what="the reply to the interruption"
@@ -260,7 +268,8 @@ async def test_a_click_pauses_the_agent_only_for_a_moment(
     )
     stopped = user.agent_audio_stopped_after(onset - 0.5) or 0.0
     assert stopped >= onset, f"the agent fell silent {onset - stopped:.3f}s before the click"
-    assert stopped - onset < 0.3, f"the agent went on {stopped - onset:.2f}s after the click"
+    # (the fast gate's pause: its counter below; its speed is the barge-in bench's business)
+    assert stopped - onset < 1.0, f"the agent went on {stopped - onset:.2f}s after the click"
     # …and the agent goes on by itself, without a new reply.
     await user.wait_for(
         lambda: user.agent_audio_after(stopped + 0.2) is not None, timeout=3, what="the agent"
