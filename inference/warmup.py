@@ -5,9 +5,10 @@ graphed callable's second call. Left to the first conversation, that costs secon
 before its greeting, and a capture could overlap the other engine's step (see
 `inference/device.py`). So before the engine threads start, each engine in turn serves a
 short synthetic conversation on every slot and then on one slot, through its own `tick()`:
-STT steps (Mimi encode, LM step with pause heads) and TTS steps (voice conditioning, LM step
-with the depformer, Mimi decode), each with full and partial exec masks and slot resets. One
-engine at a time, on the calling thread, under the model lock.
+STT steps (Mimi encode, LM step with pause heads), TTS steps (voice conditioning, LM step
+with the depformer, Mimi decode) and Moshi steps (lead step, encode, LM and depformer, decode),
+each with full and partial exec masks and slot resets. One engine at a time, on the calling
+thread, under the model lock.
 """
 
 from __future__ import annotations
