@@ -25,14 +25,10 @@ import aiohttp
 import msgpack
 import numpy as np
 
+from .inference_server import kyutai_pack as pack
+
 FRAME = 1920
 SAMPLE_RATE = 24000
-
-
-def pack(msg: dict[str, Any]) -> bytes:
-    out = msgpack.packb(msg, use_bin_type=True, use_single_float=True)
-    assert isinstance(out, bytes)
-    return out
 
 
 def rms(x: np.ndarray) -> float:

@@ -164,16 +164,13 @@ class MoshiSession(llm.DuplexSession[Any]):
         if frame.sample_rate != SAMPLE_RATE or frame.num_channels != 1:
             frames = self._resample(frame)
         for f in frames:
-            pcm = protocol.pcm16_to_float(f.data.cast("B"))
-            if f.num_channels > 1:
-                pcm = pcm.reshape(-1, f.num_channels).mean(axis=1)
+            pcm = protocol.frame_to_float(f)
             if pcm.size:
-                self._input.put_nowait(pcm.astype(np.float32, copy=False))
+                self._input.put_nowait(pcm)
 
     def _resample(self, frame: rtc.AudioFrame) -> list[rtc.AudioFrame]:
         if frame.num_channels > 1:
-            pcm = protocol.pcm16_to_float(frame.data.cast("B"))
-            mono = pcm.reshape(-1, frame.num_channels).mean(axis=1)
+            mono = protocol.frame_to_float(frame)
             frame = rtc.AudioFrame(protocol.float_to_pcm16(mono), frame.sample_rate, 1, mono.size)
         if frame.sample_rate == SAMPLE_RATE:
             return [frame]

@@ -7,10 +7,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgpack
 import numpy as np
+
+if TYPE_CHECKING:
+    from livekit import rtc
 
 NO_FREE_CHANNELS = "no free channels"
 
@@ -167,3 +170,11 @@ def float_to_pcm16(pcm: np.ndarray) -> bytes:
 
 def pcm16_to_float(data: bytes | memoryview) -> np.ndarray:
     return np.frombuffer(data, dtype="<i2").astype(np.float32) / 32768.0
+
+
+def frame_to_float(frame: rtc.AudioFrame) -> np.ndarray:
+    """A framework audio frame (int16, interleaved) as mono float32."""
+    pcm = pcm16_to_float(frame.data.cast("B"))
+    if frame.num_channels > 1:
+        pcm = pcm.reshape(-1, frame.num_channels).mean(axis=1)
+    return pcm.astype(np.float32, copy=False)

@@ -387,7 +387,7 @@ class _Connection:
             await self._send_silence(LEAD_SILENCE_FRAMES)
         async for item in self._s._input_ch:
             if isinstance(item, rtc.AudioFrame):
-                await self._send_room_audio(_frame_to_float(item))
+                await self._send_room_audio(protocol.frame_to_float(item))
             elif isinstance(item, stt.RecognizeStream._FlushSentinel):
                 self._emit(self._tracker.request_flush())
         # end of input: finalise the last turn, then close
@@ -527,10 +527,3 @@ class _Connection:
         except APIConnectionError:
             # the receiver sees the same loss and ends the connection
             logger.debug("Kyutai STT flush failed: connection lost")
-
-
-def _frame_to_float(frame: rtc.AudioFrame) -> np.ndarray:
-    pcm = protocol.pcm16_to_float(frame.data.cast("B"))
-    if frame.num_channels > 1:
-        pcm = pcm.reshape(-1, frame.num_channels).mean(axis=1)
-    return pcm.astype(np.float32, copy=False)
