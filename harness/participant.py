@@ -18,6 +18,11 @@ from .speech import read_wav, speech_wav
 
 SAMPLE_RATE = 24000
 FRAME_SAMPLES = 480  # 20 ms, what WebRTC sends per packet
+# The microphone's queue. A real microphone is fed by an audio thread; ours by this event
+# loop, so the queue must ride out the loop's stalls (GC, a loaded CI machine): once it runs
+# dry, WebRTC sends nothing and the agent hears a gap, which its pause heads take for the end
+# of the turn. Timestamps account for it (see `_microphone_loop`).
+MIC_QUEUE_MS = 300
 MIN_RMS = 0.01  # a received frame at least this loud is audible
 LONG_ANSWER_QUESTION = "Tell me about the planets please."
 
@@ -63,8 +68,14 @@ class TestParticipant:
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
     _source: rtc.AudioSource | None = None
-    _pending: list[tuple[np.ndarray, asyncio.Future[float] | None]] = field(default_factory=list)
+    # (frame, [(future, sample index in the frame)]): each future gets the moment its sample
+    # leaves the microphone
+    _pending: list[tuple[np.ndarray, list[tuple[asyncio.Future[float], int]]]] = field(
+        default_factory=list
+    )
     _mic_task: asyncio.Future[None] | None = None
+    mic_gaps: list[float] = field(default_factory=list)
+    """Seconds the microphone ran dry (the loop stalled past its queue): gaps the agent heard."""
     agent_left: bool = False  # an agent was in the room and left it
 
     async def join(self, url: str, token: str) -> None:
@@ -194,7 +205,7 @@ class TestParticipant:
         """Publish a microphone track that, like a real one, never stops: silence between
         utterances keeps the agent's audio clock (and its VAD) running."""
         if self._source is None:
-            self._source = rtc.AudioSource(SAMPLE_RATE, 1, queue_size_ms=40)
+            self._source = rtc.AudioSource(SAMPLE_RATE, 1, queue_size_ms=MIC_QUEUE_MS)
             track = rtc.LocalAudioTrack.create_audio_track("microphone", self._source)
             opts = rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE)
             await self.room.local_participant.publish_track(track, opts)
@@ -205,21 +216,28 @@ class TestParticipant:
     async def _microphone_loop(self) -> None:
         assert self._source is not None
         silence = np.zeros(FRAME_SAMPLES, dtype=np.int16)
+        drains_at: float | None = None  # when the queue runs dry if nothing more comes
         while True:
             if self._pending:
-                chunk, done = self._pending.pop(0)
+                chunk, markers = self._pending.pop(0)
             else:
-                chunk, done = silence, None
-            # capture_frame paces us in real time: it waits while the 40 ms queue is full.
+                chunk, markers = silence, []
+            now = time.monotonic()
+            if drains_at is not None and now > drains_at + 0.01:
+                self.mic_gaps.append(now - drains_at)
+            # capture_frame paces us in real time: it waits while the queue is full.
             await self._source.capture_frame(
                 rtc.AudioFrame(chunk.tobytes(), SAMPLE_RATE, 1, FRAME_SAMPLES)
             )
-            if done is not None and not done.done():
-                done.set_result(time.monotonic())
+            # this frame ends where the queue does: it leaves the microphone then
+            drains_at = time.monotonic() + self._source.queued_duration
+            for future, sample in markers:
+                if not future.done():
+                    future.set_result(drains_at - (FRAME_SAMPLES - sample) / SAMPLE_RATE)
 
     async def say(self, wav: Path) -> tuple[float, float]:
-        """Speak a WAV in real time; returns monotonic (onset, end) of its audible part at
-        the moment it was captured (as a microphone would)."""
+        """Speak a WAV in real time; returns the monotonic moments its first and last audible
+        samples left the microphone (were sent, as a real microphone's would be)."""
         samples, rate = read_wav(wav)
         if rate != SAMPLE_RATE:
             raise ValueError(f"{wav}: expected {SAMPLE_RATE} Hz, got {rate}")
@@ -230,16 +248,20 @@ class TestParticipant:
         loop = asyncio.get_running_loop()
         pcm = (np.clip(samples, -1, 1) * 32767).astype(np.int16)
         loud = np.flatnonzero(np.abs(pcm) > 300)
-        first_loud = int(loud[0]) // FRAME_SAMPLES if loud.size else 0
-        last_loud = int(loud[-1]) // FRAME_SAMPLES if loud.size else 0
+        first_loud = int(loud[0]) if loud.size else 0
+        last_loud = int(loud[-1]) if loud.size else 0
         onset: asyncio.Future[float] = loop.create_future()
         end: asyncio.Future[float] = loop.create_future()
-        for i, start in enumerate(range(0, len(pcm), FRAME_SAMPLES)):
+        for start in range(0, len(pcm), FRAME_SAMPLES):
             chunk = pcm[start : start + FRAME_SAMPLES]
             if len(chunk) < FRAME_SAMPLES:
                 chunk = np.pad(chunk, (0, FRAME_SAMPLES - len(chunk)))
-            marker = onset if i == first_loud else end if i == last_loud else None
-            self._pending.append((chunk, marker))
+            markers = []
+            if start <= first_loud < start + FRAME_SAMPLES:
+                markers.append((onset, first_loud - start))
+            if start <= last_loud < start + FRAME_SAMPLES:
+                markers.append((end, last_loud - start + 1))
+            self._pending.append((chunk, markers))
         return await onset, await end
 
     # --- receiving ---------------------------------------------------------------------

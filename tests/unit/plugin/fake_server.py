@@ -36,6 +36,7 @@ class FakeKyutai:
     # Kyutai's Python STT module (PyBatchedAsr) ends the session after echoing a Marker.
     close_after_marker: bool = False
     send_steps: bool = True  # False: a model without pause heads
+    step_s: float = 0.0  # compute per STT step: > 0 is a server slower than the audio it gets
     tts_frames_per_word: int = 2
     open_sockets: int = 0
     connections: int = 0
@@ -124,6 +125,8 @@ class FakeKyutai:
                 buf = np.concatenate([buf, np.asarray(data["pcm"], dtype=np.float32)])
                 while buf.size >= FRAME:
                     buf = buf[FRAME:]
+                    if self.step_s:
+                        await asyncio.sleep(self.step_s)  # stands for the model's compute
                     p = self.pause_prob(self.stt_frames)
                     # as Kyutai's server: a step's Step comes before its words
                     out: list[dict[str, Any]] = []

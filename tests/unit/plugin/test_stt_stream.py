@@ -293,3 +293,55 @@ def test_url_route_and_env(monkeypatch: pytest.MonkeyPatch) -> None:
     assert connection.resolve_api_key(None) == "public_token"
     with pytest.raises(ValueError):
         kyutai.STT(url="ftp://nope")
+
+
+async def test_a_flush_waits_for_a_server_that_is_behind_but_stepping(
+    server: FakeKyutai,
+) -> None:
+    """A server still working through queued audio (after an outage, on a loaded CPU) is slow,
+    not gone: the flush timeout must not finalise the turn without the words ahead of it."""
+    server.step_s = 0.03  # 0.03 s per 80 ms frame, and all the audio arrives at once
+    server.stt_script = {LEAD + 20: word("late", LEAD + 20)}
+    model = kyutai.STT(url=server.url, flush_timeout=0.3)
+    stream = model.stream(conn_options=FAST)
+    for f in audio(2.0):
+        stream.push_frame(f)
+    stream.flush()  # the server is ~1 s of compute behind: 3 flush timeouts
+    events = await collect(stream, stt.SpeechEventType.END_OF_SPEECH)
+    assert types(events)[-2:] == ["FINAL_TRANSCRIPT", "END_OF_SPEECH"]
+    assert events[-2].alternatives[0].text == "late"
+    await stream.aclose()
+    await model.aclose()
+
+
+def quiet(seconds: float) -> list[rtc.AudioFrame]:
+    step = SR // 50
+    return [
+        rtc.AudioFrame(np.zeros(step, dtype=np.int16).tobytes(), SR, 1, step)
+        for _ in range(round(seconds * 50))
+    ]
+
+
+async def test_a_queued_backlog_is_resent_without_its_quiet_stretches(
+    server: FakeKyutai,
+) -> None:
+    """Audio queued before the connection opens (an outage's, after a reconnect): quiet far
+    from speech is skipped, speech is kept, and word times stay on the room's timeline."""
+    server.stt_script = {LEAD + 10: word("hi", LEAD + 10)}
+    model = kyutai.STT(url=server.url)
+    stream = model.stream(conn_options=FAST)
+    # 3.7 s skipped (far from speech), 0.3 s kept before the speech, 0.4 s of speech, then
+    # 1.0 s of quiet of which the 0.3 s after the speech and the 0.5 s tail are kept
+    for f in quiet(4.0) + audio(0.4) + quiet(1.0):
+        stream.push_frame(f)
+    stream.flush()
+    events = await collect(stream, stt.SpeechEventType.END_OF_SPEECH)
+    final = events[-2].alternatives[0]
+    assert final.text == "hi"
+    # server time 1.12 s = lead 0.96 s + 0.16 s of resent audio = room 3.7 + 0.16 s
+    assert final.start_time == pytest.approx(3.86, abs=0.02)
+    # 1.5 s of the 5.4 s resent: 18 whole frames (+ the flush's), not 67
+    assert server.stt_frames < LEAD + 67
+    assert server.stt_frames >= LEAD + 18
+    await stream.aclose()
+    await model.aclose()

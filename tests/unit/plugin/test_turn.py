@@ -304,3 +304,13 @@ def test_without_pause_heads_only_a_flush_ends_the_turn() -> None:
     assert "SpeechStarted" in kinds(events)
     flushed = tracker.request_flush()
     assert "SpeechEnded" in kinds(flushed) or "FlushNeeded" in kinds(flushed)
+
+
+def test_timeline_skip_after_samples_still_held_back() -> None:
+    tl = AudioTimeline(sample_rate=100)
+    tl.sent_room_audio(100)  # room 0..1 s
+    tl.skipped_room_audio(300, pending=20)  # room 1..1.2 s held back, 1.2..4.2 s skipped
+    tl.sent_room_audio(100)  # the held-back 0.2 s and room 4.2..5 s: server 1..2 s
+    assert tl.to_room_time(1.1) == pytest.approx(1.1)
+    assert tl.to_room_time(1.5) == pytest.approx(4.5)
+    assert (tl.server_samples, tl.room_samples) == (200, 500)

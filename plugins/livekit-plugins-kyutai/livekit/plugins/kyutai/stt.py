@@ -23,7 +23,7 @@ from livekit.agents.language import LanguageCode
 from livekit.agents.types import NOT_GIVEN, NotGivenOr, TimedString
 from livekit.agents.utils import AudioBuffer, is_given
 
-from . import connection, protocol
+from . import backlog, connection, protocol
 from .log import logger
 from .models import DEFAULT_STT_URL, FRAME_SIZE, SAMPLE_RATE, STT_ROUTE
 from .turn import (
@@ -94,7 +94,8 @@ class STT(stt.STT):
                 the framework's flush, e.g. with ``turn_detection="vad"``.
             flush_frames: silent 80 ms frames pushed at the end of a turn so the words still
                 inside the model delay come out (ceil(delay / 0.08) + 1).
-            flush_timeout: give up waiting for the flush marker after this many seconds.
+            flush_timeout: give up on a flush after this many seconds without progress
+                (a server still stepping through queued audio is waited for).
             usage_interval: seconds of audio between RECOGNITION_USAGE reports.
             http_session: aiohttp session to use; the job's shared session by default.
         """
@@ -273,6 +274,8 @@ class _Connection:
         self._steps_expected = True  # until a wait for the first Step times out
         self._flushed = asyncio.Event()
         self._flush_timer: asyncio.TimerHandle | None = None
+        self._flush_progress = 0  # Steps when the flush timer was last armed
+        self._anchored = False  # the stream's start_time is set for this connection
         self._tasks: set[asyncio.Task[None]] = set()
         # The end of speech of a turn whose last words are still being flushed out: sent
         # right after its final transcript (see _emit).
@@ -315,10 +318,11 @@ class _Connection:
         # whole 80 ms frames: the server steps per frame, so smaller sends gain nothing
         chunk, self._pending = self._pending[:n], self._pending[n:]
         async with self._send_lock:
-            if self._timeline.room_samples == 0:
+            if not self._anchored:
                 # anchor the stream's wall clock where its first audio began, so that room
                 # times (start_time + t) date the server's word times
                 self._s.start_time = time.time() - chunk.size / SAMPLE_RATE
+                self._anchored = True
             await self._send(protocol.encode_audio(chunk))
             self._timeline.sent_room_audio(chunk.size)
         self._s._unreported_audio += chunk.size / SAMPLE_RATE
@@ -357,10 +361,8 @@ class _Connection:
             await self._send_silence(self._opts.flush_frames)
             if self._tracker.steps:
                 self._flush_target = min(target, self._timeline.server_samples // FRAME_SIZE)
-        loop = asyncio.get_running_loop()
-        if self._flush_timer is not None:
-            self._flush_timer.cancel()
-        self._flush_timer = loop.call_later(self._opts.flush_timeout, self._flush_timed_out)
+        self._flush_progress = self._tracker.steps
+        self._arm_flush_timer()
 
     async def _send_silence(self, frames: int) -> None:
         silence = np.zeros(FRAME_SIZE * frames, dtype=np.float32)
@@ -368,8 +370,22 @@ class _Connection:
         self._timeline.inserted_silence(silence.size)
 
     def _flush_timed_out(self) -> None:
-        logger.warning("Kyutai STT flush marker did not come back, finalising the turn anyway")
+        steps = self._tracker.steps
+        if self._flush_target is not None and steps > self._flush_progress:
+            # Still stepping towards the flush: a server behind (the backlog of an outage
+            # replayed after a reconnect, a loaded CPU) is slow, not gone. Finalising now
+            # would drop the turn's words, which are still ahead of it.
+            self._flush_progress = steps
+            self._arm_flush_timer()
+            return
+        logger.warning("Kyutai STT flush did not complete, finalising the turn anyway")
         self._on_flushed()
+
+    def _arm_flush_timer(self) -> None:
+        if self._flush_timer is not None:
+            self._flush_timer.cancel()
+        loop = asyncio.get_running_loop()
+        self._flush_timer = loop.call_later(self._opts.flush_timeout, self._flush_timed_out)
 
     def _on_flushed(self) -> None:
         if self._flush_timer is not None:
@@ -383,8 +399,10 @@ class _Connection:
     async def _send_loop(self) -> None:
         # Lead with silence, as Kyutai's clients do: the model starts on a quiet frame, and
         # the pause heads' unreliable first second (the tracker's warm-up) is spent on it.
+        backlog = self._take_backlog()
         async with self._send_lock:
             await self._send_silence(LEAD_SILENCE_FRAMES)
+        await self._replay(backlog)
         async for item in self._s._input_ch:
             if isinstance(item, rtc.AudioFrame):
                 await self._send_room_audio(protocol.frame_to_float(item))
@@ -405,6 +423,48 @@ class _Connection:
             self._on_flushed()
         self._closing = True
         await self._ws.close()
+
+    def _take_backlog(self) -> list[np.ndarray | None]:
+        """What is already queued when the connection opens: room audio (None for a flush)."""
+        items: list[np.ndarray | None] = []
+        while not self._s._input_ch.empty():
+            item = self._s._input_ch.recv_nowait()
+            if isinstance(item, rtc.AudioFrame):
+                items.append(protocol.frame_to_float(item))
+            elif isinstance(item, stt.RecognizeStream._FlushSentinel):
+                items.append(None)
+        return items
+
+    async def _replay(self, items: list[np.ndarray | None]) -> None:
+        """Send the queued audio. After a reconnect it is the outage's, and long: its quiet
+        stretches are skipped (see `backlog`) so the server catches up with the room."""
+        frames = [pcm for pcm in items if pcm is not None]
+        durations = [pcm.size / SAMPLE_RATE for pcm in frames]
+        keep = iter(backlog.keep_frames([backlog.rms(pcm) for pcm in frames], durations))
+        total = sum(durations)
+        if total > backlog.BACKLOG_S:
+            # the backlog's first sample is `total` old: date the room timeline from there
+            self._s.start_time = time.time() - total
+            self._s.start_time_offset = max(0.0, self._s.start_time_offset - total)
+            self._anchored = True
+        skipped = 0
+        for pcm in items:
+            if pcm is None:
+                self._emit(self._tracker.request_flush())
+            elif next(keep):
+                await self._send_room_audio(pcm)
+            else:
+                async with self._send_lock:
+                    self._timeline.skipped_room_audio(pcm.size, pending=self._pending.size)
+                skipped += pcm.size
+        if total > backlog.BACKLOG_S:
+            logger.info(
+                "Kyutai STT caught up with %.1f s of room audio queued while it was "
+                "unreachable: %.1f s resent, %.1f s of quiet skipped",
+                total,
+                total - skipped / SAMPLE_RATE,
+                skipped / SAMPLE_RATE,
+            )
 
     # ---- receiving -------------------------------------------------------------------------
 

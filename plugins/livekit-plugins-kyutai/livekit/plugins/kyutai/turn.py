@@ -289,9 +289,11 @@ class AudioTimeline:
         self.server_samples += n
         self._anchors.append((self.server_samples, self.room_samples))
 
-    def skipped_room_audio(self, n: int) -> None:
+    def skipped_room_audio(self, n: int, pending: int = 0) -> None:
+        """`n` room samples never sent, after `pending` room samples not sent *yet* (held
+        back until a whole frame is ready): the anchor goes after those."""
         self.room_samples += n
-        self._anchors.append((self.server_samples, self.room_samples))
+        self._anchors.append((self.server_samples + pending, self.room_samples + pending))
 
     def to_room_time(self, server_time: float) -> float:
         s = round(server_time * self.sample_rate)
