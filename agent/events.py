@@ -4,6 +4,7 @@ latency metrics, the transcript recording, the silence policy, goodbyes, the end
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Coroutine
 from typing import Any
 
 from livekit.agents import AgentSession, JobContext, MetricsCollectedEvent, llm, metrics
@@ -34,8 +35,12 @@ class SessionEvents:
         agent_name: str,
         max_silent_turns: int,
         recording: Recording | None,
+        duplex: bool = False,
     ) -> None:
         self.ctx, self.session, self.choice, self.recording = ctx, session, choice, recording
+        # Moshi: its "bye" ends nothing (the user's goodbye intent may), it never goes silent
+        # on a failed model: the room is told and the session ends
+        self.duplex = duplex
         self.agent_name = agent_name
         self.said_goodbye = False  # the conversation ended on purpose: no other agent after us
         self.silence = SilencePolicy(max_silent_turns)
@@ -102,6 +107,10 @@ class SessionEvents:
     def on_error(self, ev: Any) -> None:
         stage = str(getattr(ev.error, "type", "unknown")).replace("_error", "")
         agent_metrics.ERRORS.labels(stage=stage).inc()
+        if self.duplex and not getattr(ev.error, "recoverable", True):
+            # the session closes on it: say why in the room before the agent leaves
+            inner = getattr(ev.error, "error", None) or ev.error
+            self._spawn(self._tell_room(f"Moshi is unavailable: {inner}"))
         if isinstance(getattr(ev.error, "error", None), kyutai.AtCapacityError):
             # Waiting here would leave the person with a mute agent: leave, and the dispatcher
             # gives the room to a worker with a free slot (the room keeps its dispatch).
@@ -121,6 +130,8 @@ class SessionEvents:
         if item.role == "user" and goodbye_said(text):
             logger.info("the user said goodbye")
         if item.role == "assistant" and goodbye_said(text) and not item.interrupted:
+            if self.duplex:
+                return
             logger.info("the agent said goodbye: ending the session")
             self.said_goodbye = True
             self.session.shutdown(drain=True)
@@ -133,9 +144,21 @@ class SessionEvents:
             return
         action = self.silence.on_silence()
         logger.info("user silent (%d): %s", self.silence.silent_turns, action)
-        task = asyncio.create_task(self._answer_silence(action))
+        self._spawn(self._answer_silence(action))
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    async def _tell_room(self, message: str) -> None:
+        logger.error("%s", message)
+        try:
+            await self.ctx.room.local_participant.set_attributes(
+                {dispatch.ERROR_ATTRIBUTE: message[: dispatch.MAX_WARNING_CHARS]}
+            )
+        except Exception as e:  # the room is gone already
+            logger.warning("could not tell the room: %s", e)
 
     async def _answer_silence(self, action: SilenceAction) -> None:
         handle = self.session.generate_reply(**silence_reply_kwargs(action, self.choice.language))

@@ -37,6 +37,7 @@ class ModelSettings:
 
     stt_urls: list[str]
     tts_urls: list[str]
+    moshi_urls: list[str]
     kyutai_api_key: str
     llm_url: str
     llm_model: str | None
@@ -78,6 +79,12 @@ class AgentSettings(BaseSettings):
         "ws://127.0.0.1:8089",
         description="Kyutai TTS server(s), comma-separated: tried in order when one is full",
         validation_alias="KYUTAI_TTS_URL",
+    )
+    moshi_url: str = Field(
+        "ws://127.0.0.1:8089",
+        description="Moshi server(s) for duplex characters, comma-separated: our inference "
+        "server with `--engines` including moshi, or Kyutai's moshi.server",
+        validation_alias="KYUTAI_MOSHI_URL",
     )
     kyutai_api_key: SecretStr = Field(
         SecretStr("public_token"),
@@ -328,6 +335,7 @@ class AgentSettings(BaseSettings):
         return ModelSettings(
             stt_urls=self.stt_urls,
             tts_urls=self.tts_urls,
+            moshi_urls=self.moshi_urls,
             kyutai_api_key=self.kyutai_api_key.get_secret_value(),
             llm_url=self.llm_url,
             llm_model=self.llm_model,
@@ -345,6 +353,10 @@ class AgentSettings(BaseSettings):
     @property
     def tts_urls(self) -> list[str]:
         return [u.strip() for u in self.tts_url.split(",") if u.strip()]
+
+    @property
+    def moshi_urls(self) -> list[str]:
+        return [u.strip() for u in self.moshi_url.split(",") if u.strip()]
 
     @field_validator(
         "prometheus_port",

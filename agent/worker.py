@@ -7,6 +7,9 @@ from dataclasses import replace
 
 from livekit.agents import AgentServer, AutoSubscribe, JobContext, JobProcess, JobRequest
 
+from agent.duplex.intents import IntentWatcher
+from agent.duplex.session import build_duplex_agent, build_duplex_session
+from agent.duplex.tools import DuplexTools
 from agent.events import SessionEvents
 from agent.interruptions import Interruptions
 from agent.interruptions.turn_mode import SttModel, TurnMode, choose_turn_mode, fetch_stt_model
@@ -18,6 +21,7 @@ from agent.ops.recordings import Recording
 from agent.session import build_agent, build_session, load_vad, parse_room_metadata, room_options
 from agent.settings import AgentSettings
 from catalog.characters import CharacterSet
+from catalog.dispatch import RoomChoice
 from catalog.load import load_catalog
 from catalog.prompt_data import PromptData
 
@@ -142,16 +146,19 @@ async def entrypoint(ctx: JobContext) -> None:
         ctx.shutdown(reason="nobody came")
         return
 
-    turns = await _turn_mode(ctx.proc, settings)
-    interruptions = Interruptions.from_settings(
-        replace(settings.interruptions, turn_detection=turns.turn_detection)
-    )
-    session = await build_session(ctx.proc, settings, choice, interruptions, turns)
     recording = (
         Recording(settings.recordings_dir, f"{ctx.room.name}-{ctx.job.id}")
         if settings.recordings_dir
         else None
     )
+    if choice.character.duplex:
+        await _start_duplex(ctx, settings, choice, recording)
+        return
+    turns = await _turn_mode(ctx.proc, settings)
+    interruptions = Interruptions.from_settings(
+        replace(settings.interruptions, turn_detection=turns.turn_detection)
+    )
+    session = await build_session(ctx.proc, settings, choice, interruptions, turns)
     SessionEvents(
         ctx,
         session,
@@ -168,3 +175,27 @@ async def entrypoint(ctx: JobContext) -> None:
         record=False,  # the framework's recorder would keep user audio: we never do
     )
     interruptions.attach(session)
+
+
+async def _start_duplex(
+    ctx: JobContext, settings: AgentSettings, choice: RoomChoice, recording: Recording | None
+) -> None:
+    """A duplex character: Moshi, with the user's captions, intents and tool cards."""
+    session = build_duplex_session(ctx.proc, settings, choice)
+    SessionEvents(
+        ctx,
+        session,
+        choice,
+        agent_name=settings.agent_name,
+        max_silent_turns=settings.max_silent_turns,
+        recording=recording,
+        duplex=True,
+    ).attach()
+    DuplexTools(session, ctx.room, IntentWatcher(choice.character.intents)).attach()
+    agent_metrics.SESSIONS.inc()
+    await session.start(
+        agent=build_duplex_agent(choice),
+        room=ctx.room,
+        room_options=room_options(),
+        record=False,
+    )

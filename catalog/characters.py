@@ -20,12 +20,26 @@ File shape::
         subjects: [maths, physics]
         levels: [beginner, advanced]  # optional; the first is the default level
         tools: [current_time, end_call, record_answer]   # optional, default: current_time, end_call
+        mode: cascade                 # optional: cascade (STT → LLM → TTS, the default) | duplex
         instructions:                 # the agent's; never shown by the token service
-          type: smalltalk | quiz_show | life_advice | news | explanation | constant | tutor
+          type: smalltalk | quiz_show | life_advice | news | explanation | constant | tutor | moshi
           persona: "..."              # optional, who the character is; a string or {en:, fr:}
           spoken_name: Dev            # optional, the name it speaks under (default: name)
           text: "..."                 # constant only (required): the whole character description
           questions: 5                # quiz_show only: questions per game
+
+A ``mode: duplex`` character is Kyutai's Moshi, which listens and speaks at once: its persona
+is in its weights (instructions ``{type: moshi}``, the default for that mode), it speaks English,
+its ``voice`` is the Kyutai TTS voice that reads out tool results, and its tools are raised by
+``intents`` (it has no LLM to call them)::
+
+        intents:
+          - says: [what time is it, the time]   # phrases, matched case-insensitively
+            speaker: user                       # user (their transcript) | agent (Moshi's words)
+            tool: current_time                  # one of the character's tools
+            argument: term                      # optional: the tool argument given the words
+                                                # after the phrase
+            spoken: true                        # optional: the result is read out (else shown)
 
 Unknown keys of a character are ignored; unknown keys under ``instructions`` are refused.
 """
@@ -58,6 +72,10 @@ KNOWN_TOOLS: frozenset[str] = frozenset(
     {"current_time", "end_call", "record_answer", "learner_progress", "look_up_definition"}
 )
 DEFAULT_TOOLS: tuple[str, ...] = ("current_time", "end_call")
+# Tools a duplex character may list: intents fill at most one argument from the words heard.
+DUPLEX_TOOLS: frozenset[str] = frozenset({"current_time", "end_call", "look_up_definition"})
+
+Mode = Literal["cascade", "duplex"]
 
 # The repository's file: this package is the repository's ``catalog/`` directory.
 DEFAULT_CHARACTERS_FILE = Path(__file__).resolve().parent.parent / "characters.yaml"
@@ -130,6 +148,12 @@ class TutorInstructions(_InstructionsBase):
     type: Literal["tutor"]
 
 
+class MoshiInstructions(_InstructionsBase):
+    """A duplex character: Moshi has no text input, its persona is in its weights."""
+
+    type: Literal["moshi"]
+
+
 Instructions = Annotated[
     SmalltalkInstructions
     | QuizShowInstructions
@@ -137,16 +161,41 @@ Instructions = Annotated[
     | NewsInstructions
     | ExplanationInstructions
     | ConstantInstructions
-    | TutorInstructions,
+    | TutorInstructions
+    | MoshiInstructions,
     Field(discriminator="type"),
 ]
 InstructionType = Literal[
-    "smalltalk", "quiz_show", "life_advice", "news", "explanation", "constant", "tutor"
+    "smalltalk", "quiz_show", "life_advice", "news", "explanation", "constant", "tutor", "moshi"
 ]
 INSTRUCTION_TYPES: tuple[InstructionType, ...] = get_args(InstructionType)
 
 
 # --- characters ---------------------------------------------------------------------------------
+
+
+class IntentRule(BaseModel):
+    """Words heard in a duplex conversation that raise a tool call (see the module doc)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    says: tuple[str, ...] = Field(min_length=1)
+    speaker: Literal["user", "agent"] = "user"
+    tool: str = Field(min_length=1)
+    argument: str | None = Field(None, min_length=1)
+    spoken: bool = False
+
+    @field_validator("says", mode="before")
+    @classmethod
+    def _phrases(cls, value: Any) -> Any:
+        return (value,) if isinstance(value, str) else value
+
+    @field_validator("says")
+    @classmethod
+    def _not_blank(cls, phrases: tuple[str, ...]) -> tuple[str, ...]:
+        if not all(p.strip() for p in phrases):
+            raise ValueError("an intent phrase is blank")
+        return tuple(" ".join(p.lower().split()) for p in phrases)
 
 
 class Character(BaseModel):
@@ -162,8 +211,19 @@ class Character(BaseModel):
     takes_subject: bool = False
     subjects: tuple[str, ...] = ()
     levels: tuple[str, ...] = ()
+    mode: Mode = "cascade"
     instructions: Instructions
     tools: tuple[str, ...] = DEFAULT_TOOLS
+    intents: tuple[IntentRule, ...] = ()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _duplex_defaults(cls, data: Any) -> Any:
+        # Moshi takes no instructions: a duplex character may leave them out.
+        if isinstance(data, Mapping) and data.get("mode") == "duplex":
+            if "instructions" not in data:
+                return {**data, "instructions": {"type": "moshi"}}
+        return data
 
     @field_validator("tools")
     @classmethod
@@ -189,6 +249,7 @@ class Character(BaseModel):
             problems.append("subjects/levels are listed but takes_subject is false")
         if (self.instructions.type == "tutor") != self.takes_subject:
             problems.append("a tutor character must take a subject, and only a tutor may")
+        problems.extend(self._mode_problems())
         for field, values in (("subjects", self.subjects), ("levels", self.levels)):
             duplicates = sorted({v for v in values if values.count(v) > 1})
             if duplicates:
@@ -196,6 +257,36 @@ class Character(BaseModel):
         if problems:
             raise ValueError("; ".join(problems))
         return self
+
+    def _mode_problems(self) -> list[str]:
+        if self.mode == "cascade":
+            problems = []
+            if self.instructions.type == "moshi":
+                problems.append("moshi instructions are for a duplex character (mode: duplex)")
+            if self.intents:
+                problems.append("intents are for a duplex character: a cascade's LLM calls tools")
+            return problems
+        problems = []
+        if self.instructions.type != "moshi":
+            problems.append(
+                "a duplex character takes no instructions (Moshi's persona is in its weights)"
+            )
+        if self.languages != ("en",):
+            problems.append("a duplex character speaks English only (Moshi does)")
+        not_duplex = sorted(set(self.tools) - DUPLEX_TOOLS)
+        if not_duplex:
+            problems.append(
+                f"tools {not_duplex} need an LLM; a duplex character may list "
+                f"{sorted(DUPLEX_TOOLS)}"
+            )
+        for rule in self.intents:
+            if rule.tool not in (*DEFAULT_TOOLS, *self.tools):
+                problems.append(f"intent tool {rule.tool!r} is not in the character's tools")
+        return problems
+
+    @property
+    def duplex(self) -> bool:
+        return self.mode == "duplex"
 
     @property
     def spoken_name(self) -> str:

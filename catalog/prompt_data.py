@@ -230,4 +230,5 @@ NEEDS: Mapping[InstructionType, Needs] = {
     "explanation": _needs_nothing,
     "constant": _needs_nothing,
     "tutor": _tutor_needs,
+    "moshi": _needs_nothing,
 }

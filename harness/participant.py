@@ -77,6 +77,8 @@ class TestParticipant:
     mic_gaps: list[float] = field(default_factory=list)
     """Seconds the microphone ran dry (the loop stalled past its queue): gaps the agent heard."""
     agent_left: bool = False  # an agent was in the room and left it
+    streams: dict[str, list[Transcript]] = field(default_factory=dict)
+    """Text streams of the topics passed to `listen` (e.g. "kyutai.tool"), as received."""
 
     async def join(self, url: str, token: str) -> None:
         self.room.on("track_subscribed", self._on_track_subscribed)
@@ -86,6 +88,32 @@ class TestParticipant:
         self.room.on("disconnected", lambda *_: self._notify())
         self.room.register_text_stream_handler("lk.transcription", self._on_text_stream)
         await self.room.connect(url, token, rtc.RoomOptions(auto_subscribe=True))
+
+    def listen(self, topic: str) -> list[Transcript]:
+        """Keep every text stream on `topic` (in `streams[topic]`); call before it is sent."""
+        received = self.streams.setdefault(topic, [])
+
+        def on_stream(reader: rtc.TextStreamReader, identity: str) -> None:
+            async def read() -> None:
+                try:
+                    text = await reader.read_all()
+                except rtc.StreamError:
+                    return
+                attrs = dict(reader.info.attributes or {})
+                received.append(Transcript(identity, text, attrs, time.monotonic()))
+                self._notify()
+
+            self._spawn(read())
+
+        self.room.register_text_stream_handler(topic, on_stream)
+        return received
+
+    def user_captions(self) -> list[str]:
+        """Captions of this participant's own speech (the agent transcribes our microphone)."""
+        mine = {pub.sid for pub in self.room.local_participant.track_publications.values()}
+        return [
+            t.text for t in self.transcripts if t.attributes.get("lk.transcribed_track_id") in mine
+        ]
 
     async def leave(self) -> None:
         await self.room.disconnect()

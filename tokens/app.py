@@ -96,6 +96,8 @@ class CharacterInfo(BaseModel):
     takes_subject: bool
     subjects: list[str]
     levels: list[str]
+    mode: Literal["cascade", "duplex"] = "cascade"
+    """duplex: Moshi, which listens while it speaks (no turns)."""
 
 
 class CharactersResponse(BaseModel):
@@ -340,6 +342,7 @@ def create_app(
                 takes_subject=c.takes_subject,
                 subjects=list(c.subjects),
                 levels=list(c.levels),
+                mode=c.mode,
             )
             for c in catalog.characters
         ],

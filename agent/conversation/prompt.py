@@ -178,6 +178,8 @@ BY_TYPE: Mapping[InstructionType, TypeEntry] = {
     "explanation": TypeEntry(lambda ctx: [ctx.t.explanation], lambda t: t.greet_explanation),
     "constant": TypeEntry(_constant_part, lambda t: t.greet_constant),
     "tutor": TypeEntry(_tutor_part, lambda t: t.greet_tutor),
+    # Moshi takes no text: its persona is in its weights and it greets by itself.
+    "moshi": TypeEntry(lambda ctx: [], lambda t: ""),
 }
 
 

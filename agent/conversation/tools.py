@@ -12,7 +12,7 @@ import zoneinfo
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from livekit.agents import RunContext, function_tool
+from livekit.agents import RunContext, function_tool, llm
 from livekit.agents.llm import FunctionTool
 
 from agent.log import logger
@@ -106,9 +106,13 @@ async def look_up_definition(context: RunContext[SessionState], term: str) -> st
     Args:
         term: the word or concept to look up
     """
-    # A stand-in for a slow knowledge-base call: the filler keeps the user company meanwhile.
-    async with context.with_filler("Let me check my notes.", delay=0.5):
+    # A stand-in for a slow knowledge-base call: the filler keeps the user company meanwhile,
+    # except beside Moshi (a duplex model), who talks on by itself.
+    if isinstance(context.session.llm, llm.RealtimeModel):
         await asyncio.sleep(LOOKUP_SECONDS)
+    else:
+        async with context.with_filler("Let me check my notes.", delay=0.5):
+            await asyncio.sleep(LOOKUP_SECONDS)
     return f"No course notes mention '{term}'; explain it from your own knowledge, briefly."
 
 

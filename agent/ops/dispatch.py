@@ -25,6 +25,7 @@ from catalog.dispatch import RoomChoice
 AGENT_NAME_ATTRIBUTE = "lk.agent.name"
 CHARACTER_ATTRIBUTE = "kyutai.character"
 WARNING_ATTRIBUTE = "kyutai.dispatch_warning"
+ERROR_ATTRIBUTE = "kyutai.error"  # why the agent is about to leave (a model it cannot reach)
 MAX_WARNING_CHARS = 1000  # attributes travel with every participant update: keep them short
 
 

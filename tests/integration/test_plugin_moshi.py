@@ -5,6 +5,7 @@ clean end when none is left."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import aiohttp
 import numpy as np
 import pytest
 from livekit import rtc
-from livekit.agents import llm
+from livekit.agents import llm, stt
 from livekit.plugins import kyutai
 
 from harness.inference_server import InferenceServer, start_inference_server, wait_slots_free
@@ -273,3 +274,54 @@ async def test_a_moshi_that_never_yields_is_never_cut(cache: Path, voice: list[n
     gate = model.audio_gate()
     opened = [gate.update(f.frame) for f in drive.frames]
     assert all(opened[onset + 3 : last + 1]), opened
+
+
+async def test_the_user_is_transcribed_by_the_kyutai_stt_beside_moshi(
+    cache: Path, voice: list[np.ndarray]
+) -> None:
+    """Moshi gives no user words: with `user_stt` the same audio goes to the Kyutai STT (its
+    own slot on the same server), and the user's words come out as input transcriptions, one
+    item per turn, interim then final."""
+    both = start_inference_server(
+        cache, extra_args=["--engines", "stt,moshi", "--moshi-batch-size", "1"]
+    )
+    try:
+        user_stt = kyutai.STT(url=both.url, api_key=both.api_key)
+        model = kyutai.Moshi(urls=both.url, api_key=both.api_key, user_stt=user_stt)
+        assert model.capabilities.user_transcription
+        session = model.session()
+        heard: list[llm.InputTranscriptionCompleted] = []
+        final = asyncio.Event()
+
+        def on_heard(ev: llm.InputTranscriptionCompleted) -> None:
+            heard.append(ev)
+            if ev.is_final:
+                final.set()
+
+        session.on("input_audio_transcription_completed", on_heard)
+        drive = Drive(session)
+        try:
+            # the pause heads end the turn in the trailing silence
+            await drive.run([SILENT] * 14 + voice + [SILENT] * 30)
+            await asyncio.wait_for(final.wait(), 20)
+        finally:
+            await model.aclose()
+            await user_stt.aclose()
+    finally:
+        both.stop()
+    assert not drive.errors
+    finals = [h for h in heard if h.is_final]
+    assert len(finals) == 1 and finals[0].transcript.strip()
+    assert {h.item_id for h in heard} == {finals[0].item_id}  # one turn, one item
+    assert finals[0].turn_started_at is not None
+    assert drive.text().strip()  # and Moshi talked meanwhile
+
+
+def test_user_stt_must_stream() -> None:
+    class Batch(kyutai.STT):
+        @property
+        def capabilities(self) -> stt.STTCapabilities:  # type: ignore[override]
+            return stt.STTCapabilities(streaming=False, interim_results=False)
+
+    with pytest.raises(ValueError, match="streaming"):
+        kyutai.Moshi(urls="ws://127.0.0.1:1", user_stt=Batch(url="ws://127.0.0.1:1"))

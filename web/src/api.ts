@@ -1,6 +1,7 @@
 // Public types of the widget and the tiny event emitter behind `instance.on(...)`.
 
 import type { Caption } from './captions';
+import type { ToolCard } from './cards';
 
 /** What the widget shows; also written to `data-state` on the widget root. */
 export type WidgetState =
@@ -61,6 +62,7 @@ export interface WidgetErrorInfo {
 export interface WidgetEvents {
   state: { state: WidgetState; emotion: Emotion };
   caption: Caption;
+  tool: ToolCard;
   connected: ConnectedInfo;
   disconnected: { reason?: string };
   error: WidgetErrorInfo;

@@ -101,6 +101,10 @@ export const CSS = `
 .kw-caption[data-speaker="agent"] { align-self: flex-start; background: #eef1ff; color: #111626; border-bottom-left-radius: 4px; }
 .kw-caption[data-speaker="user"] { align-self: flex-end; background: #f0f1f3; color: #16181d; border-bottom-right-radius: 4px; }
 .kw-caption[data-final="false"] .kw-caption-text { font-style: italic; color: #3d4350; }
+.kw-card { align-self: stretch; display: flex; flex-direction: column; gap: 2px; padding: 8px 10px; border: 1px solid #c9d0e8; border-radius: 8px; background: #fbfcff; }
+.kw-card[data-error="true"] { border-color: #e0b4b4; background: #fff8f8; }
+.kw-card-title { font-weight: 600; font-size: 0.85em; color: #2c3350; }
+.kw-card-body { color: #16181d; }
 .kw-who { display: block; font-size: 0.78em; font-weight: 700; color: #3d4350; }
 .kw-sr {
   position: absolute; width: 1px; height: 1px; padding: 0; margin: -1px;

@@ -29,6 +29,7 @@ import {
 } from './api';
 import { AudioLevelMeter } from './audio-level';
 import { CaptionLog, TOPIC_TRANSCRIPTION, speakerOf, type Caption } from './captions';
+import { ATTR_ERROR, TOPIC_TOOL, parseToolCard, type ToolCard } from './cards';
 import { Face } from './face';
 import { TOPIC_LINE, lineNotice } from './line';
 import { checkEnvironment, describeMicError } from './mic';
@@ -343,6 +344,27 @@ export class Widget {
     room.registerTextStreamHandler(TOPIC_TRANSCRIPTION, (reader, info) => {
       void this.readCaption(room, reader, info.identity);
     });
+    room.registerTextStreamHandler(TOPIC_TOOL, (reader) => {
+      void reader.readAll().then(
+        (text) => {
+          const card = room === this.room ? parseToolCard(text) : null;
+          if (card) this.showCard(card);
+        },
+        (err: unknown) => console.warn('[kyutai-widget] tool card stream failed', err),
+      );
+    });
+  }
+
+  /** A tool result (duplex mode) as a card in the caption log. */
+  private showCard(card: ToolCard): void {
+    const li = h('li', { class: 'kw-card', attrs: { 'data-tool-id': card.id } });
+    li.dataset.error = String(card.isError);
+    h('span', { class: 'kw-card-title', text: card.detail ? `${card.title}: ${card.detail}` : card.title }, li);
+    h('span', { class: 'kw-card-body', text: card.body }, li);
+    this.captionList.appendChild(li);
+    this.emptyEl.hidden = true;
+    this.captionList.scrollTop = this.captionList.scrollHeight;
+    this.emitter.emit('tool', card);
   }
 
   private async teardown(): Promise<void> {
@@ -386,6 +408,8 @@ export class Widget {
     const agentState = attrs[ATTR_AGENT_STATE];
     this.setState(isAgentState(agentState) ? agentState : 'initializing');
     this.setEmotion(toEmotion(attrs[ATTR_EMOTION]));
+    // The agent says why it is about to leave (a model it cannot reach).
+    if (attrs[ATTR_ERROR]) this.showMessage(attrs[ATTR_ERROR]);
   }
 
   private onTrackSubscribed(track: RemoteTrack, _pub: RemoteTrackPublication, p: RemoteParticipant): void {

@@ -17,12 +17,14 @@ def test_unmute_names_are_read() -> None:
     settings = AgentSettings(
         KYUTAI_STT_URL="ws://a:1,ws://b:2",
         KYUTAI_TTS_URL="ws://c:3",
+        KYUTAI_MOSHI_URL=" ws://m:1, ws://m:2 ,",
         KYUTAI_LLM_URL="http://llm:8000/v1",
         KYUTAI_LLM_MODEL="m",
         KYUTAI_RECORDINGS_DIR="/tmp/rec",
     )
     assert settings.stt_urls == ["ws://a:1", "ws://b:2"]
     assert settings.tts_urls == ["ws://c:3"]
+    assert settings.models.moshi_urls == ["ws://m:1", "ws://m:2"]
     assert settings.llm_model == "m"
     assert settings.recordings_dir == Path("/tmp/rec")
     assert settings.unsupported_settings() == []

@@ -56,7 +56,9 @@ def test_the_real_file_loads_with_every_instruction_type() -> None:
         "developpeuse": "smalltalk",
         "fabieng": "constant",
         "tutor": "tutor",
+        "moshi": "moshi",
     }
+    assert [c.id for c in characters.characters if c.duplex] == ["moshi"]
     for character in characters.characters:
         assert set(character.tools) >= set(DEFAULT_TOOLS), character.id
         assert set(character.tools) <= KNOWN_TOOLS, character.id
@@ -314,3 +316,64 @@ def test_the_instruction_type_literal_names_every_instructions_class() -> None:
     union = get_args(Instructions)[0]
     tags = {get_args(cls.model_fields["type"].annotation)[0] for cls in get_args(union)}
     assert tags == set(INSTRUCTION_TYPES) == set(get_args(InstructionType))
+
+
+# --- duplex characters (Moshi) ------------------------------------------------------------------
+
+
+def duplex(**overrides: object) -> dict[str, object]:
+    character: dict[str, object] = {
+        "id": "m",
+        "name": "M",
+        "mode": "duplex",
+        "language": "en",
+        "voice": "v.safetensors",
+    }
+    character.update(overrides)
+    return {"default": "m", "characters": [character]}
+
+
+def test_a_duplex_character_needs_no_instructions_and_gets_its_intents() -> None:
+    chars = parse_characters(
+        duplex(
+            tools=["current_time", "look_up_definition"],
+            intents=[
+                {"says": "What  time is it", "tool": "current_time", "spoken": True},
+                {"says": ["define"], "tool": "look_up_definition", "argument": "term"},
+                {"says": ["bye"], "speaker": "agent", "tool": "end_call"},  # a default tool
+            ],
+        )
+    )
+    m = chars.default_character
+    assert m.duplex and m.instructions.type == "moshi"
+    assert [r.says for r in m.intents] == [("what time is it",), ("define",), ("bye",)]
+    assert m.intents[0].spoken and not m.intents[1].spoken
+    assert m.intents[2].speaker == "agent"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"instructions": {"type": "smalltalk"}}, "a duplex character takes no instructions"),
+        ({"language": "fr"}, "speaks English only"),
+        ({"languages": ["en", "fr"]}, "speaks English only"),
+        ({"tools": ["record_answer"]}, "need an LLM"),
+        ({"intents": [{"says": "x", "tool": "look_up_definition"}]}, "not in the character's"),
+        ({"intents": [{"says": " ", "tool": "current_time"}]}, "blank"),
+        ({"intents": [{"says": [], "tool": "current_time"}]}, "at least 1"),
+        ({"intents": [{"says": "x", "tool": "current_time", "when": 1}]}, "xtra"),
+        ({"intents": [{"says": "x", "tool": "current_time", "speaker": "me"}]}, "speaker"),
+    ],
+)
+def test_bad_duplex_characters_are_refused(overrides: dict[str, object], message: str) -> None:
+    with pytest.raises(CharactersError, match=message):
+        parse_characters(duplex(**overrides))
+
+
+def test_duplex_fields_on_a_cascade_character_are_refused() -> None:
+    with pytest.raises(CharactersError, match="moshi instructions are for a duplex character"):
+        parse_characters(_minimal(instructions={"type": "moshi"}))
+    with pytest.raises(CharactersError, match="intents are for a duplex character"):
+        parse_characters(_minimal(intents=[{"says": "x", "tool": "current_time"}]))
+    with pytest.raises(CharactersError, match="mode"):
+        parse_characters(_minimal(mode="both"))

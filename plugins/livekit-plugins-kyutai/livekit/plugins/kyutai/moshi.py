@@ -14,6 +14,10 @@ Two wires, found out per server from its first message:
 URLs are tried in order; one with no free channel is skipped, and when a connection is lost
 mid-call the session carries on with the next URL (a fresh Moshi: its state is lost). With no
 URL left the session reports a non-recoverable error and its audio stream ends.
+
+Moshi does not transcribe the user. Given a `kyutai.STT`, the session streams the same audio to
+it (a slot of its own) and reports the user's words as input transcriptions: captions, and the
+user's side of the history.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from typing import Any, Literal
 import aiohttp
 import numpy as np
 from livekit import rtc
-from livekit.agents import APIConnectionError, APIError, APIStatusError, llm
+from livekit.agents import APIConnectionError, APIError, APIStatusError, llm, stt
 from livekit.agents.types import NOT_GIVEN, NotGivenOr
 
 from . import protocol
@@ -61,6 +65,7 @@ class _Options:
     api_key: str
     connect_timeout: float
     gate_hangover_s: float
+    user_stt: stt.STT | None
 
 
 class Moshi(llm.DuplexModel):
@@ -71,14 +76,18 @@ class Moshi(llm.DuplexModel):
         api_key: str | None = None,
         connect_timeout: float = 10.0,
         gate_hangover_s: float = 0.5,
+        user_stt: stt.STT | None = None,
         http_session: aiohttp.ClientSession | None = None,
     ) -> None:
         """``urls``: Moshi servers tried in order (default ``$KYUTAI_MOSHI_URL``, comma
         separated, else ws://127.0.0.1:8089); ``gate_hangover_s``: silence that ends a burst
-        of Moshi's speech (one assistant message)."""
+        of Moshi's speech (one assistant message); ``user_stt``: a streaming STT (e.g.
+        ``kyutai.STT()``) that transcribes the user, whose words Moshi does not give."""
+        if user_stt is not None and not user_stt.capabilities.streaming:
+            raise ValueError("user_stt must be a streaming STT")
         super().__init__(
             capabilities=llm.DuplexCapabilities(
-                user_transcription=False, auto_tool_reply_generation=True
+                user_transcription=user_stt is not None, auto_tool_reply_generation=True
             )
         )
         self._opts = _Options(
@@ -86,6 +95,7 @@ class Moshi(llm.DuplexModel):
             api_key=resolve_api_key(api_key),
             connect_timeout=connect_timeout,
             gate_hangover_s=gate_hangover_s,
+            user_stt=user_stt,
         )
         self._http = HttpSessions(http_session)
         self._sessions: list[MoshiSession] = []
@@ -136,6 +146,13 @@ class MoshiSession(llm.DuplexSession[Any]):
         self.steps = 0  # output frames yielded
         self.reconnects = 0
         self._task = asyncio.create_task(self._run(), name="kyutai-moshi-session")
+        self._user_stt: stt.RecognizeStream | None = None
+        self._user_task: asyncio.Task[None] | None = None
+        if self._opts.user_stt is not None:
+            self._user_stt = self._opts.user_stt.stream()
+            self._user_task = asyncio.create_task(
+                self._transcribe_user(self._user_stt), name="kyutai-moshi-user-stt"
+            )
 
     # ---- the framework's side -------------------------------------------------------------
     @property
@@ -160,6 +177,9 @@ class MoshiSession(llm.DuplexSession[Any]):
     def push_audio(self, frame: rtc.AudioFrame) -> None:
         if self._closing:
             return
+        if self._user_stt is not None and self._user_task is not None:
+            if not self._user_task.done():
+                self._user_stt.push_frame(frame)
         frames = [frame]
         if frame.sample_rate != SAMPLE_RATE or frame.num_channels != 1:
             frames = self._resample(frame)
@@ -181,11 +201,16 @@ class MoshiSession(llm.DuplexSession[Any]):
 
     async def aclose(self) -> None:
         await super().aclose()
-        self._task.cancel()
-        try:
-            await self._task
-        except (asyncio.CancelledError, Exception):
-            pass
+        for task in (self._task, self._user_task):
+            if task is None:
+                continue
+            task.cancel()
+            try:
+                await task
+            except (asyncio.CancelledError, Exception):
+                pass
+        if self._user_stt is not None:
+            await self._user_stt.aclose()
         if self._ws is not None and not self._ws.closed:
             await self._ws.close()
         self._output.put_nowait(None)
@@ -242,6 +267,45 @@ class MoshiSession(llm.DuplexSession[Any]):
                 retryable=False,
             )
         await self._ws.send_bytes(protocol.encode_control(action, value))
+
+    async def _transcribe_user(self, stream: stt.RecognizeStream) -> None:
+        """The user's words from the STT, as the framework's input transcriptions: one item
+        per user turn, interim then final."""
+        item_id: str | None = None
+        started: float | None = None
+        try:
+            async for ev in stream:
+                if ev.type == stt.SpeechEventType.START_OF_SPEECH:
+                    item_id, started = None, time.time()
+                    continue
+                final = ev.type == stt.SpeechEventType.FINAL_TRANSCRIPT
+                if not (final or ev.type == stt.SpeechEventType.INTERIM_TRANSCRIPT):
+                    continue
+                text = ev.alternatives[0].text.strip() if ev.alternatives else ""
+                if not text:
+                    continue
+                if item_id is None:
+                    item_id = f"moshi_user_{uuid.uuid4().hex[:12]}"
+                self.emit(
+                    "input_audio_transcription_completed",
+                    llm.InputTranscriptionCompleted(
+                        item_id=item_id,
+                        transcript=text,
+                        is_final=final,
+                        turn_started_at=started,
+                    ),
+                )
+                if final:
+                    item_id, started = None, None
+        except APIError as e:
+            # Moshi goes on without captions of the user: say so, once, loudly.
+            logger.error("user transcription stopped (Moshi goes on without it): %s", e)
+            self.emit(
+                "error",
+                llm.RealtimeModelError(
+                    timestamp=time.time(), label=self._model.label, error=e, recoverable=True
+                ),
+            )
 
     # ---- connection -----------------------------------------------------------------------
     async def _run(self) -> None:

@@ -1,0 +1,290 @@
+"""Duplex mode in a real room: the `moshi` character, Kyutai's Moshi (the tiny keyed one, on our
+inference server) listening and speaking at once, the Kyutai STT captioning the user, intents
+raising tools.
+
+The tiny Moshi says "howdy text" (9 frames, 0.72 s) when the session starts, yields within a
+frame or two of the user's voice, and answers 2 frames after the user stops; the
+`moshi-stubborn` checkpoint never yields.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import yaml
+
+from agent.duplex.intents import normalize
+from harness.inference_server import InferenceServer, start_inference_server
+from harness.livekit_server import ROOT, LiveKitServer
+from harness.participant import MIN_RMS, TestParticipant
+from harness.speech import read_wav, speech_wav
+from harness.stub_llm import StubLLM
+from harness.worker import WorkerHandle, start_worker, tiny_stack_env
+
+pytestmark = pytest.mark.e2e
+
+MakeParticipant = Callable[..., Awaitable[TestParticipant]]
+TINY = ROOT / ".cache" / "kyutai-tiny"
+SENTENCE = "howdy text"  # what the tiny Moshi says (inference/tiny_moshi.py)
+MOSHI = '{"character": "moshi"}'
+VOICE = "unmute-prod-website/p329_022.wav.1e68beda@240.safetensors"
+
+
+def duplex_character(id_: str, **fields: Any) -> dict[str, Any]:
+    return {"id": id_, "name": id_, "mode": "duplex", "language": "en", "voice": VOICE, **fields}
+
+
+@pytest.fixture(scope="module")
+def characters_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The shipped characters (`moshi` as users get it), and two duplex characters whose
+    intents the tiny Moshi's own words trigger (the tiny STT's words are not English)."""
+    data = yaml.safe_load((ROOT / "characters.yaml").read_text(encoding="utf-8"))
+    data["characters"] += [
+        duplex_character(
+            "moshi-lookup",
+            tools=["look_up_definition"],
+            intents=[
+                {
+                    "says": "howdy",
+                    "speaker": "agent",
+                    "tool": "look_up_definition",
+                    "argument": "term",
+                }
+            ],
+        ),
+        duplex_character(
+            "moshi-clock",
+            intents=[{"says": "howdy", "speaker": "agent", "tool": "current_time", "spoken": True}],
+        ),
+    ]
+    path = tmp_path_factory.mktemp("duplex") / "characters.yaml"
+    path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    return path
+
+
+def _server(artifacts_dir: Path, repo: str) -> InferenceServer:
+    return start_inference_server(
+        TINY,
+        batch_size=4,
+        extra_args=["--engines", "stt,tts,moshi", "--moshi-batch-size", "4", "--moshi-repo", repo],
+        log_dir=artifacts_dir / "logs",
+    )
+
+
+def _worker(
+    livekit_server: LiveKitServer,
+    artifacts_dir: Path,
+    server: InferenceServer,
+    stub_llm_server: StubLLM,
+    characters_file: Path,
+    name: str,
+) -> WorkerHandle:
+    env = tiny_stack_env(
+        server.url,
+        server.api_key,
+        stub_llm_server.base_url,
+        KYUTAI_MOSHI_URL=server.url,
+        KYUTAI_CHARACTERS_FILE=str(characters_file),
+        KYUTAI_RECORDINGS_DIR=str(artifacts_dir / "recordings-duplex"),
+    )
+    return start_worker(livekit_server, artifacts_dir / "logs", name=name, agent_name=name, env=env)
+
+
+@pytest.fixture(scope="module")
+def moshi_server(artifacts_dir: Path) -> Iterator[InferenceServer]:
+    server = _server(artifacts_dir, "tiny/moshi")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def worker(
+    livekit_server: LiveKitServer,
+    artifacts_dir: Path,
+    moshi_server: InferenceServer,
+    stub_llm_server: StubLLM,
+    characters_file: Path,
+) -> Iterator[WorkerHandle]:
+    handle = _worker(
+        livekit_server, artifacts_dir, moshi_server, stub_llm_server, characters_file, "duplex"
+    )
+    yield handle
+    handle.stop()
+
+
+def agent_said(user: TestParticipant) -> list[str]:
+    agents = {p.identity for p in user.agents()}
+    mine = set(user.user_captions())
+    return [t.text for t in user.transcripts if t.identity in agents and t.text not in mine]
+
+
+def recorded(artifacts_dir: Path, room: str) -> list[dict[str, Any]]:
+    files = sorted((artifacts_dir / "recordings-duplex").glob(f"{room}-*.jsonl"))
+    return [json.loads(line) for f in files for line in f.read_text().splitlines()]
+
+
+async def join(make: MakeParticipant, room: str, identity: str, agent: str, meta: str) -> Any:
+    user = await make(room, identity, dispatch_agent=agent, metadata=meta)
+    await user.publish_microphone()  # silence until it speaks, as a browser's microphone
+    return user
+
+
+async def test_moshi_greets_first_with_audio_and_caption(
+    worker: WorkerHandle, make_participant: MakeParticipant, room_name: str
+) -> None:
+    user = await join(make_participant, room_name, "greeted", "duplex", MOSHI)
+    await user.wait_for_agent(timeout=15)
+    await user.wait_for(
+        lambda: user.agent_audio_after(0.0) is not None, timeout=30, what="Moshi's greeting"
+    )
+    await user.wait_for(
+        lambda: any(SENTENCE in normalize(t) for t in agent_said(user)),
+        timeout=15,
+        what="the greeting's caption",
+    )
+    assert not user.user_captions()  # nobody spoke
+    assert user.agents()[0].attributes.get("kyutai.character") == "moshi"
+    await user.leave()
+
+
+async def test_the_user_is_captioned_and_moshi_answers_when_they_stop(
+    worker: WorkerHandle, make_participant: MakeParticipant, room_name: str
+) -> None:
+    user = await join(make_participant, room_name, "talker", "duplex", MOSHI)
+    await user.wait_for(
+        lambda: user.agent_audio_after(0.0) is not None, timeout=30, what="Moshi's greeting"
+    )
+    _onset, end = await user.say(speech_wav("Hello Moshi, how are you doing today?"))
+    await user.wait_for(
+        lambda: user.agent_audio_after(end) is not None, timeout=10, what="Moshi's answer"
+    )
+    print(f"first Moshi audio {(user.agent_audio_after(end) or 0) - end:.3f} s after the user")
+    # the Kyutai STT's words for the user, on lk.transcription like the cascade's
+    await user.wait_for(
+        lambda: bool(user.user_captions()), timeout=15, what="a caption of the user's words"
+    )
+    await user.leave()
+
+
+async def test_talking_over_moshi_silences_it_and_the_history_keeps_the_words_heard(
+    worker: WorkerHandle,
+    make_participant: MakeParticipant,
+    room_name: str,
+    artifacts_dir: Path,
+) -> None:
+    user = await join(make_participant, room_name, "interrupter", "duplex", MOSHI)
+    await user.wait_for(
+        lambda: user.agent_audio_after(0.0) is not None, timeout=30, what="Moshi's greeting"
+    )
+    # A short question; Moshi answers 2 frames after it ends, and 0.45 s after its end the
+    # user talks again, over the 0.72 s answer.
+    await user.say(speech_wav("Are you there?", trail_silence_s=0.45))
+    over, _ = read_wav(
+        speech_wav("Wait, let me tell you something longer first.", lead_silence_s=0)
+    )
+    onset, end = await user.say_samples(over)
+    assert user.agent_audio_after(onset - 0.5) is not None, "Moshi did not answer the question"
+    # Moshi yields: at the listener, its audio stops soon after the onset and stays off while
+    # the user speaks (nothing in the framework cut it: the model did)
+    last = max(
+        (a.received_at for a in user.audio if a.rms >= MIN_RMS and a.received_at < end), default=0
+    )
+    silenced = last - onset
+    print(f"Moshi silent at the listener {silenced * 1000:.0f} ms after the user's onset")
+    assert silenced < 1.0, f"Moshi's audio went on {silenced:.2f} s into the user's speech"
+    # the history holds Moshi's words as heard: a cut answer is shorter than the sentence
+    await user.leave()
+    await user.wait_for(
+        lambda: any(r.get("kind") == "end" for r in recorded(artifacts_dir, room_name)),
+        timeout=20,
+        what="the recording's end",
+    )
+    said = [
+        normalize(r["text"])
+        for r in recorded(artifacts_dir, room_name)
+        if r.get("kind") == "message" and r.get("role") == "assistant"
+    ]
+    assert said and all(SENTENCE.startswith(s) for s in said), said
+    assert any(s != SENTENCE for s in said), f"no cut answer in the history: {said}"
+
+
+async def test_an_intent_runs_a_slow_tool_while_moshi_talks_and_the_card_reaches_the_room(
+    worker: WorkerHandle, make_participant: MakeParticipant, room_name: str
+) -> None:
+    user = await make_participant(
+        room_name, "curious", dispatch_agent="duplex", metadata='{"character": "moshi-lookup"}'
+    )
+    cards = user.listen("kyutai.tool")
+    await user.publish_microphone()
+    # Moshi's greeting says "howdy": the rule raises look_up_definition(term="text"), 1.5 s
+    await user.wait_for(
+        lambda: user.agent_audio_after(0.0) is not None, timeout=30, what="Moshi's greeting"
+    )
+    _onset, end = await user.say(speech_wav("Hi.", lead_silence_s=0.0))
+    await user.wait_for(lambda: bool(cards), timeout=20, what="the tool card")
+    card = json.loads(cards[0].text)
+    assert card["name"] == "look_up_definition" and card["arguments"] == {"term": "text"}
+    assert "text" in card["output"] and card["is_error"] is False
+    answered = user.agent_audio_after(end)
+    print(
+        "Moshi answered during the tool"
+        if answered is not None and answered < cards[0].received_at
+        else "Moshi's answer came after the card"
+    )
+    await user.leave()
+
+
+async def test_a_spoken_result_is_read_while_moshi_is_held(
+    worker: WorkerHandle, make_participant: MakeParticipant, room_name: str
+) -> None:
+    user = await join(
+        make_participant, room_name, "clock", "duplex", '{"character": "moshi-clock"}'
+    )
+    # "howdy" → current_time, spoken: the Kyutai TTS reads the date while Moshi is held
+    await user.wait_for(
+        lambda: any("2026" in t or "2027" in t for t in agent_said(user)),
+        timeout=40,
+        what="the time read out",
+    )
+    await user.leave()
+
+
+@pytest.fixture(scope="module")
+def stubborn_worker(
+    livekit_server: LiveKitServer,
+    artifacts_dir: Path,
+    stub_llm_server: StubLLM,
+    characters_file: Path,
+) -> Iterator[WorkerHandle]:
+    server = _server(artifacts_dir, "tiny/moshi-stubborn")
+    try:
+        handle = _worker(
+            livekit_server, artifacts_dir, server, stub_llm_server, characters_file, "stubborn"
+        )
+        yield handle
+        handle.stop()
+    finally:
+        server.stop()
+
+
+async def test_a_moshi_that_never_yields_is_heard_through_the_users_speech(
+    stubborn_worker: WorkerHandle, make_participant: MakeParticipant, room_name: str
+) -> None:
+    user = await join(make_participant, room_name, "ignored", "stubborn", MOSHI)
+    await user.wait_for(
+        lambda: user.agent_audio_after(0.0) is not None, timeout=30, what="Moshi's greeting"
+    )
+    onset, end = await user.say(
+        speech_wav("I am talking and talking, but you never stop, do you?", lead_silence_s=0)
+    )
+    # nothing in the framework or the agent cuts Moshi: its audio goes on over the user
+    heard = [a for a in user.audio if onset + 0.6 <= a.received_at <= end]
+    loud = [a for a in heard if a.rms >= MIN_RMS]
+    assert heard and len(loud) >= 0.7 * len(heard), (len(loud), len(heard))
+    assert float(np.mean([a.rms for a in loud])) > MIN_RMS
+    await user.leave()
