@@ -47,6 +47,7 @@ class SessionEvents:
         self.latency = agent_metrics.TurnLatencyTracker()
         self.usage = metrics.UsageCollector()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._telling: asyncio.Task[None] | None = None  # telling the room why we leave
 
     def attach(self) -> None:
         """Before `session.start()`, so that nothing the session says is missed."""
@@ -110,7 +111,7 @@ class SessionEvents:
         if self.duplex and not getattr(ev.error, "recoverable", True):
             # the session closes on it: say why in the room before the agent leaves
             inner = getattr(ev.error, "error", None) or ev.error
-            self._spawn(self._tell_room(f"Moshi is unavailable: {inner}"))
+            self._telling = self._spawn(self._tell_room(f"Moshi is unavailable: {inner}"))
         if isinstance(getattr(ev.error, "error", None), kyutai.AtCapacityError):
             # Waiting here would leave the person with a mute agent: leave, and the dispatcher
             # gives the room to a worker with a free slot (the room keeps its dispatch).
@@ -146,10 +147,16 @@ class SessionEvents:
         logger.info("user silent (%d): %s", self.silence.silent_turns, action)
         self._spawn(self._answer_silence(action))
 
-    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         task = asyncio.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def _told(self) -> None:
+        """The room hears why before the agent leaves it (a shutdown callback)."""
+        if self._telling is not None:
+            await asyncio.wait({self._telling}, timeout=5)
 
     async def _tell_room(self, message: str) -> None:
         logger.error("%s", message)
@@ -181,6 +188,8 @@ class SessionEvents:
             self.recording.close()
         if self.said_goodbye:
             self.ctx.add_shutdown_callback(self._release_room)
+        if self._telling is not None:
+            self.ctx.add_shutdown_callback(self._told)
         self.ctx.shutdown(reason="session closed")
 
     async def _release_room(self) -> None:

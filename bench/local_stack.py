@@ -9,7 +9,7 @@ stub LLM: the conditions see the same load.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,6 +51,7 @@ def local_stack(
     *,
     slots: int = 8,
     prefix: str = "bench",
+    inference_args: Sequence[str] = (),
 ) -> Iterator[LocalStack]:
     """Start the stack with one worker per entry of `workers` (agent name → the variables it
     adds to or overrides in `tiny_stack_env`), `slots` STT and `slots` TTS slots on the
@@ -59,7 +60,11 @@ def local_stack(
         lk = start_livekit_server(log_dir, name=f"{prefix}-livekit")
         stack.callback(lk.stop)
         inference = start_inference_server(
-            TINY_MODELS_DIR, batch_size=slots, tts_batch_size=slots, log_dir=log_dir
+            TINY_MODELS_DIR,
+            batch_size=slots,
+            tts_batch_size=slots,
+            extra_args=inference_args,
+            log_dir=log_dir,
         )
         stack.callback(inference.stop)
         llm = stack.enter_context(StubLLM())

@@ -21,6 +21,7 @@ def tiny_stack_env(inference_url: str, api_key: str, llm_url: str, **extra: str)
     return {
         "KYUTAI_STT_URL": inference_url,
         "KYUTAI_TTS_URL": inference_url,
+        "KYUTAI_MOSHI_URL": inference_url,  # duplex characters, when it serves Moshi
         "KYUTAI_API_KEY": api_key,
         "KYUTAI_LLM_URL": llm_url,
         "AGENT_STATUS_PORT": str(free_port()),

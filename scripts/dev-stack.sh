@@ -6,6 +6,8 @@
 #
 #   KYUTAI_MODELS=tiny|default   models of the inference server (default: tiny, CPU-friendly babble;
 #                                `default` needs a GPU and the Hugging Face weights)
+#   KYUTAI_ENGINES=stt,tts,moshi engines of the inference server (default: all three; moshi
+#                                serves the duplex `moshi` character)
 #   KYUTAI_LLM_URL=http://...    an OpenAI-compatible LLM; unset = a local scripted stub LLM
 #   SKIP_SETUP=1                 do not run scripts/setup.sh first
 set -euo pipefail
@@ -71,9 +73,12 @@ wait_http livekit-server "http://127.0.0.1:7880" 30
 
 if [[ -f inference/__main__.py ]]; then
   export KYUTAI_MODELS="${KYUTAI_MODELS:-tiny}"
+  # Moshi too, for the duplex `moshi` character (one process, one GPU)
+  export KYUTAI_ENGINES="${KYUTAI_ENGINES:-stt,tts,moshi}"
   start inference "$PY" -m inference serve --models "$KYUTAI_MODELS" --host 127.0.0.1 --port "$INFERENCE_PORT"
   wait_http inference "http://127.0.0.1:$INFERENCE_PORT/api/build_info" 300
   export KYUTAI_STT_URL="ws://127.0.0.1:$INFERENCE_PORT" KYUTAI_TTS_URL="ws://127.0.0.1:$INFERENCE_PORT"
+  export KYUTAI_MOSHI_URL="ws://127.0.0.1:$INFERENCE_PORT"
 fi
 
 if [[ -z "${KYUTAI_LLM_URL:-}" ]]; then

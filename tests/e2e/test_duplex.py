@@ -10,15 +10,16 @@ frame or two of the user's voice, and answers 2 frames after the user stops; the
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-import yaml
 
 from agent.duplex.intents import normalize
+from harness.characters import write_duplex_characters
 from harness.inference_server import InferenceServer, start_inference_server
 from harness.livekit_server import ROOT, LiveKitServer
 from harness.participant import MIN_RMS, TestParticipant
@@ -32,39 +33,11 @@ MakeParticipant = Callable[..., Awaitable[TestParticipant]]
 TINY = ROOT / ".cache" / "kyutai-tiny"
 SENTENCE = "howdy text"  # what the tiny Moshi says (inference/tiny_moshi.py)
 MOSHI = '{"character": "moshi"}'
-VOICE = "unmute-prod-website/p329_022.wav.1e68beda@240.safetensors"
-
-
-def duplex_character(id_: str, **fields: Any) -> dict[str, Any]:
-    return {"id": id_, "name": id_, "mode": "duplex", "language": "en", "voice": VOICE, **fields}
 
 
 @pytest.fixture(scope="module")
 def characters_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The shipped characters (`moshi` as users get it), and two duplex characters whose
-    intents the tiny Moshi's own words trigger (the tiny STT's words are not English)."""
-    data = yaml.safe_load((ROOT / "characters.yaml").read_text(encoding="utf-8"))
-    data["characters"] += [
-        duplex_character(
-            "moshi-lookup",
-            tools=["look_up_definition"],
-            intents=[
-                {
-                    "says": "howdy",
-                    "speaker": "agent",
-                    "tool": "look_up_definition",
-                    "argument": "term",
-                }
-            ],
-        ),
-        duplex_character(
-            "moshi-clock",
-            intents=[{"says": "howdy", "speaker": "agent", "tool": "current_time", "spoken": True}],
-        ),
-    ]
-    path = tmp_path_factory.mktemp("duplex") / "characters.yaml"
-    path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
-    return path
+    return write_duplex_characters(tmp_path_factory.mktemp("duplex") / "characters.yaml")
 
 
 def _server(artifacts_dir: Path, repo: str) -> InferenceServer:
@@ -83,12 +56,13 @@ def _worker(
     stub_llm_server: StubLLM,
     characters_file: Path,
     name: str,
+    moshi_url: str | None = None,
 ) -> WorkerHandle:
     env = tiny_stack_env(
         server.url,
         server.api_key,
         stub_llm_server.base_url,
-        KYUTAI_MOSHI_URL=server.url,
+        KYUTAI_MOSHI_URL=moshi_url or server.url,
         KYUTAI_CHARACTERS_FILE=str(characters_file),
         KYUTAI_RECORDINGS_DIR=str(artifacts_dir / "recordings-duplex"),
     )
@@ -288,3 +262,64 @@ async def test_a_moshi_that_never_yields_is_heard_through_the_users_speech(
     assert heard and len(loud) >= 0.7 * len(heard), (len(loud), len(heard))
     assert float(np.mean([a.rms for a in loud])) > MIN_RMS
     await user.leave()
+
+
+async def test_a_lost_moshi_server_hands_the_call_to_the_next_then_the_room_is_told(
+    livekit_server: LiveKitServer,
+    artifacts_dir: Path,
+    moshi_server: InferenceServer,
+    stub_llm_server: StubLLM,
+    characters_file: Path,
+    make_participant: MakeParticipant,
+    room_name: str,
+) -> None:
+    """Two Moshi servers: the one in use is killed mid-call → the session goes on with the
+    other (a fresh Moshi, which greets again); that one killed too → the agent says why in the
+    room (`kyutai.error`) and leaves."""
+    args = ["--engines", "moshi", "--moshi-batch-size", "1"]
+    first = start_inference_server(TINY, extra_args=args, log_dir=artifacts_dir / "logs")
+    second = start_inference_server(TINY, extra_args=args, log_dir=artifacts_dir / "logs")
+    worker: WorkerHandle | None = None
+    try:
+        worker = _worker(
+            livekit_server,
+            artifacts_dir,
+            moshi_server,  # the user's STT stays up
+            stub_llm_server,
+            characters_file,
+            "duplex-faults",
+            moshi_url=f"{first.url},{second.url}",
+        )
+        user = await join(make_participant, room_name, "survivor", "duplex-faults", MOSHI)
+        await user.wait_for(
+            lambda: user.agent_audio_after(0.0) is not None, timeout=30, what="Moshi's greeting"
+        )
+        agent = user.agents()[0].identity
+        await user.wait_for(
+            lambda: user.agent_quiet_since(time.monotonic() - 0.5), timeout=10, what="quiet"
+        )
+        killed = time.monotonic()
+        first.process.kill()
+        await user.wait_for(
+            lambda: user.agent_audio_after(killed) is not None,
+            timeout=30,
+            what="Moshi again, from the second server",
+        )
+        assert [a.identity for a in user.agents()] == [agent]  # the same agent, same call
+        second.process.kill()
+        await user.wait_for(
+            lambda: not user.agents() or bool(user.agents()[0].attributes.get("kyutai.error")),
+            timeout=30,
+            what="the room to be told",
+        )
+        told = [
+            c.changed["kyutai.error"] for c in user.attribute_changes if "kyutai.error" in c.changed
+        ]
+        assert told and "Moshi is unavailable" in told[-1], told
+        await user.wait_for(lambda: not user.agents(), timeout=30, what="the agent to leave")
+        await user.leave()
+    finally:
+        if worker is not None:
+            worker.stop()
+        first.stop()
+        second.stop()

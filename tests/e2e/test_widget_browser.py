@@ -30,14 +30,17 @@ from typing import Any
 
 import pytest
 
+from harness.characters import write_duplex_characters
 from harness.dispatcher import start_dispatcher
+from harness.inference_server import start_inference_server
 from harness.join_token import make_token
 from harness.livekit_server import ROOT, LiveKitServer
 from harness.participant import TestParticipant
 from harness.ports import free_port
 from harness.procs import ManagedProcess, http_ok, spawn, wait_until
 from harness.speech import speech_wav
-from harness.worker import start_worker
+from harness.stub_llm import StubLLM
+from harness.worker import WorkerHandle, start_worker, tiny_stack_env
 
 # >>> The one-line switch: True once the agent runs the full STT -> LLM -> TTS pipeline. <<<
 FULL_AGENT_PIPELINE = True
@@ -76,7 +79,14 @@ class TokenService:
 
 
 @pytest.fixture(scope="module")
-def token_service(livekit_server: LiveKitServer, artifacts_dir: Path) -> Iterator[TokenService]:
+def duplex_characters(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_duplex_characters(tmp_path_factory.mktemp("widget") / "characters.yaml")
+
+
+@pytest.fixture(scope="module")
+def token_service(
+    livekit_server: LiveKitServer, artifacts_dir: Path, duplex_characters: Path
+) -> Iterator[TokenService]:
     port = free_port()
     env = {
         "LIVEKIT_URL": livekit_server.url,
@@ -86,7 +96,8 @@ def token_service(livekit_server: LiveKitServer, artifacts_dir: Path) -> Iterato
         "TOKEN_DEV_MODE": "1",
         "TOKEN_RATE_LIMIT_BURST": "50",
         "TOKEN_RATE_LIMIT_PER_MIN": "600",
-        "KYUTAI_CHARACTERS_FILE": str(ROOT / "characters.yaml"),
+        # the shipped characters, plus duplex ones the tiny Moshi's words trigger tools for
+        "KYUTAI_CHARACTERS_FILE": str(duplex_characters),
         "PYTHONUNBUFFERED": "1",
     }
     process = spawn(
@@ -394,6 +405,73 @@ async def test_widget_with_agent_worker(
         assert any(c["speaker"] == "agent" and c["final"] and c["who"] != "You" for c in captions)
         assert result["checks"]["mouth"]["max"] >= 0.3
     assert code == 0, worker.process.log_tail()
+
+
+# --- Moshi, full duplex ---------------------------------------------------------------------------
+
+
+@pytest.mark.usefixtures("stub_llm")
+async def test_widget_with_moshi_in_duplex_mode(
+    token_service: TokenService,
+    livekit_server: LiveKitServer,
+    artifacts_dir: Path,
+    stub_llm_server: StubLLM,
+    duplex_characters: Path,
+) -> None:
+    """The demo page with a duplex character: Moshi (tiny, keyed) greets, the Kyutai STT
+    captions the user, Moshi's words are captioned, and the tool its greeting triggers
+    ("howdy" → look_up_definition) shows as a card. Screenshot: widget-moshi.png."""
+    server = start_inference_server(
+        ROOT / ".cache" / "kyutai-tiny",
+        batch_size=4,
+        extra_args=["--engines", "stt,tts,moshi", "--moshi-batch-size", "4"],
+        log_dir=artifacts_dir / "logs",
+    )
+    worker: WorkerHandle | None = None
+    try:
+        env = tiny_stack_env(
+            server.url,
+            server.api_key,
+            stub_llm_server.base_url,
+            KYUTAI_MOSHI_URL=server.url,
+            KYUTAI_CHARACTERS_FILE=str(duplex_characters),
+        )
+        worker = start_worker(
+            livekit_server, artifacts_dir / "logs", name="worker-widget-moshi", env=env
+        )
+        run = await BrowserRun.start(
+            **_base_config(
+                token_service,
+                artifacts_dir,
+                character="moshi-lookup",
+                # the user speaks once Moshi's greeting (which triggers the tool) is over:
+                # talked over, Moshi would stop before "howdy"
+                wav=str(
+                    speech_wav("What is two plus two?", lead_silence_s=4.0, trail_silence_s=2.0)
+                ),
+                subject=None,
+                level=None,
+                screenshot=str(artifacts_dir / "widget-moshi.png"),
+                expectAgent=True,
+                expectCaptions=True,
+                expectCard=True,
+            )
+        )
+        try:
+            result = await run.until("result", timeout=BROWSER_TIMEOUT_S)
+        finally:
+            await run.kill()
+    finally:
+        if worker is not None:
+            worker.stop()
+        server.stop()
+    _check_common(result)
+    captions = result["checks"]["captions"]
+    assert any(c["speaker"] == "user" and c["final"] for c in captions), captions
+    assert any(c["speaker"] == "agent" and "howdy" in c["text"].lower() for c in captions), captions
+    cards = result["checks"]["cards"]
+    assert cards[0]["title"] == "Course notes: text", cards
+    assert "text" in cards[0]["body"]
 
 
 # --- every tutor busy: the line -------------------------------------------------------------------

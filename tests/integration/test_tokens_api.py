@@ -344,6 +344,7 @@ def test_characters_lists_what_a_page_may_offer(client: TestClient) -> None:
         "takes_subject": True,
         "subjects": ["maths", "history"],
         "levels": ["beginner", "advanced"],
+        "mode": "cascade",
     }
     assert SECRET_PROMPT not in response.text  # prompts stay with the agent
 

@@ -60,8 +60,11 @@
     .then((data) => {
       catalog = data;
       const initial = data.characters.some((c) => c.id === 'tutor') ? 'tutor' : data.default;
-      fill($('character'), data.characters.map((c) => c.id), initial,
-        (id) => data.characters.find((c) => c.id === id).name);
+      // Duplex characters (Moshi) listen while they speak: say so in the picker.
+      fill($('character'), data.characters.map((c) => c.id), initial, (id) => {
+        const c = data.characters.find((x) => x.id === id);
+        return c.mode === 'duplex' ? `${c.name} (full duplex)` : c.name;
+      });
       $('character').disabled = false;
       // Keep the script tag's subject/level as the initial choice when offered.
       refresh(false);

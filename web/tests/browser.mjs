@@ -24,6 +24,7 @@ const config = {
   expectEmotion: null, // a kyutai.emotion the face must show
   denyMicrophone: false, // no fake permission UI: the widget must explain the refusal
   expectLine: false, // every tutor is busy: the widget shows its place in line first
+  expectCard: false, // a tool card (duplex mode) is shown
   lineScreenshot: null, // where to save a screenshot of that
   timeoutMs: 60_000,
   ...JSON.parse(process.argv[2] ?? '{}'),
@@ -43,7 +44,12 @@ const probe = () => {
     who: li.querySelector('.kw-who')?.textContent ?? '',
     text: li.querySelector('.kw-caption-text')?.textContent ?? '',
   }));
+  const cards = [...(root?.querySelectorAll('.kw-card') ?? [])].map((li) => ({
+    title: li.querySelector('.kw-card-title')?.textContent ?? '',
+    body: li.querySelector('.kw-card-body')?.textContent ?? '',
+  }));
   return {
+    cards,
     state: host?.dataset.state ?? null,
     rootState: root?.querySelector('.kw-root')?.dataset.state ?? null,
     room: host?.dataset.room ?? null,
@@ -185,6 +191,10 @@ async function main() {
         x.captions.some((c) => c.speaker === 'user' && c.final && c.text) && x.captions.some((c) => c.speaker === 'agent' && c.final && c.text),
       );
       result.checks.captions = s.captions;
+    }
+    if (config.expectCard) {
+      const s = await waitFor('a tool card', (x) => x.cards.length > 0);
+      result.checks.cards = s.cards;
     }
     if (config.expectEmotion) {
       const s = await waitFor(`emotion ${config.expectEmotion}`, (x) => x.emotion === config.expectEmotion && x.expression.endsWith(config.expectEmotion));
