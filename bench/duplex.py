@@ -80,6 +80,17 @@ async def quiet(user: TestParticipant, for_s: float = 1.0, timeout: float = 30) 
     )
 
 
+async def first_audio_after(user: TestParticipant, end: float) -> float | None:
+    """Seconds from `end` to the first audible agent frame; None if none within 10 s."""
+    try:
+        await user.wait_for(
+            lambda: user.agent_audio_after(end) is not None, timeout=10, what="an answer"
+        )
+    except TimeoutError:
+        return None
+    return (user.agent_audio_after(end) or end) - end
+
+
 async def answers(lk: LiveKitServer, llm: StubLLM, mode: str) -> list[float | None]:
     if mode == "cascade":
         llm.reset()
@@ -89,16 +100,7 @@ async def answers(lk: LiveKitServer, llm: StubLLM, mode: str) -> list[float | No
     try:
         for phrase in PHRASES:
             _onset, end = await user.say(speech_wav(phrase, lead_silence_s=0.0))
-            try:
-                await user.wait_for(
-                    lambda end=end: user.agent_audio_after(end) is not None,
-                    timeout=10,
-                    what="an answer",
-                )
-            except TimeoutError:
-                out.append(None)
-                continue
-            out.append((user.agent_audio_after(end) or end) - end)
+            out.append(await first_audio_after(user, end))
             await quiet(user)
     finally:
         await user.leave()
