@@ -191,6 +191,47 @@ def start_server(models: str, cache: Path, sessions: int, device: str) -> tuple[
     raise RuntimeError("the inference server did not start")
 
 
+async def marker_client(
+    url: str, api_key: str, seconds: float, seed: int
+) -> tuple[list[tuple[float, float]], int]:
+    """One msgpack client at real time sending noise and a marker after each frame: each
+    marker's (send time, round trip) in `time.perf_counter` seconds, and the audio frames got."""
+    import aiohttp
+
+    rng = np.random.default_rng(seed)
+    sent: dict[int, float] = {}
+    rtts: list[tuple[float, float]] = []
+    audio_frames = 0
+    headers = {"kyutai-api-key": api_key}
+    async with aiohttp.ClientSession() as http, http.ws_connect(url, headers=headers) as ws:
+        ready = protocol.unpack((await ws.receive()).data, max_bytes=1 << 20)
+        assert ready["type"] == "Ready", ready
+
+        async def reader() -> None:
+            nonlocal audio_frames
+            async for msg in ws:
+                m = protocol.unpack(msg.data, max_bytes=1 << 24)
+                if m["type"] == "Marker" and m["id"] in sent:
+                    at = sent.pop(m["id"])
+                    rtts.append((at, time.perf_counter() - at))
+                elif m["type"] == "Audio":
+                    audio_frames += 1
+
+        task = asyncio.create_task(reader())
+        start = time.perf_counter()
+        for k in range(int(seconds / 0.08)):
+            # Real-time pacing: the clocked engine is what is measured, not the sender.
+            await asyncio.sleep(max(0.0, start + k * 0.08 - time.perf_counter()))
+            pcm = (0.05 * rng.standard_normal(FRAME)).astype(np.float32)
+            await ws.send_bytes(protocol.pack({"type": "Audio", "pcm": pcm.tolist()}))
+            sent[k] = time.perf_counter()
+            await ws.send_bytes(protocol.pack({"type": "Marker", "id": k}))
+        await asyncio.sleep(0.5)  # the last markers come back within a few steps
+        await ws.close()
+        task.cancel()
+    return rtts, audio_frames
+
+
 async def marker_round_trip(
     port: int, api_key: str, sessions: int, seconds: float
 ) -> dict[str, Any]:
@@ -198,39 +239,11 @@ async def marker_round_trip(
     import aiohttp
 
     url = f"ws://127.0.0.1:{port}/api/chat?format=PcmMessagePack"
-    headers = {"kyutai-api-key": api_key}
-    rtts: list[float] = []
-    audio_frames = [0]
-
-    async def client(seed: int) -> None:
-        rng = np.random.default_rng(seed)
-        sent: dict[int, float] = {}
-        async with aiohttp.ClientSession() as http, http.ws_connect(url, headers=headers) as ws:
-            ready = protocol.unpack((await ws.receive()).data, max_bytes=1 << 20)
-            assert ready["type"] == "Ready", ready
-
-            async def reader() -> None:
-                async for msg in ws:
-                    m = protocol.unpack(msg.data, max_bytes=1 << 24)
-                    if m["type"] == "Marker" and m["id"] in sent:
-                        rtts.append(time.perf_counter() - sent.pop(m["id"]))
-                    elif m["type"] == "Audio":
-                        audio_frames[0] += 1
-
-            task = asyncio.create_task(reader())
-            start = time.perf_counter()
-            for k in range(int(seconds / 0.08)):
-                # Real-time pacing: the clocked engine is what is measured, not the sender.
-                await asyncio.sleep(max(0.0, start + k * 0.08 - time.perf_counter()))
-                pcm = (0.05 * rng.standard_normal(FRAME)).astype(np.float32)
-                await ws.send_bytes(protocol.pack({"type": "Audio", "pcm": pcm.tolist()}))
-                sent[k] = time.perf_counter()
-                await ws.send_bytes(protocol.pack({"type": "Marker", "id": k}))
-            await asyncio.sleep(0.5)  # the last markers come back within a few steps
-            await ws.close()
-            task.cancel()
-
-    await asyncio.gather(*(client(i) for i in range(sessions)))
+    results = await asyncio.gather(
+        *(marker_client(url, api_key, seconds, i) for i in range(sessions))
+    )
+    rtts = [rtt for pairs, _ in results for _, rtt in pairs]
+    audio_frames = [sum(n for _, n in results)]
     async with aiohttp.ClientSession() as http:
         async with http.get(f"http://127.0.0.1:{port}/metrics") as resp:
             metrics = await resp.text()
