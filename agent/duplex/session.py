@@ -46,7 +46,13 @@ def build_duplex_session(
     spoken = any(rule.spoken for rule in choice.character.intents)
     user_stt = kyutai.STT(url=models.stt_urls, api_key=models.kyutai_api_key, language="en")
     return AgentSession[SessionState](
-        llm=kyutai.Moshi(urls=models.moshi_urls, api_key=models.kyutai_api_key, user_stt=user_stt),
+        llm=kyutai.Moshi(
+            urls=models.moshi_urls,
+            api_key=models.kyutai_api_key,
+            user_stt=user_stt,
+            # captions ride out an STT server restart as the cascade's STT does
+            user_stt_conn_options=outage_options(models.model_outage_s),
+        ),
         # a TTS only to read out the results of spoken intents
         tts=(
             kyutai.TTS(

@@ -33,7 +33,15 @@ from typing import Any, Literal
 import aiohttp
 import numpy as np
 from livekit import rtc
-from livekit.agents import APIConnectionError, APIError, APIStatusError, llm, stt
+from livekit.agents import (
+    DEFAULT_API_CONNECT_OPTIONS,
+    APIConnectionError,
+    APIConnectOptions,
+    APIError,
+    APIStatusError,
+    llm,
+    stt,
+)
 from livekit.agents.types import NOT_GIVEN, NotGivenOr
 
 from . import protocol
@@ -66,6 +74,7 @@ class _Options:
     connect_timeout: float
     gate_hangover_s: float
     user_stt: stt.STT | None
+    user_stt_conn_options: APIConnectOptions
 
 
 class Moshi(llm.DuplexModel):
@@ -77,12 +86,14 @@ class Moshi(llm.DuplexModel):
         connect_timeout: float = 10.0,
         gate_hangover_s: float = 0.5,
         user_stt: stt.STT | None = None,
+        user_stt_conn_options: APIConnectOptions = DEFAULT_API_CONNECT_OPTIONS,
         http_session: aiohttp.ClientSession | None = None,
     ) -> None:
         """``urls``: Moshi servers tried in order (default ``$KYUTAI_MOSHI_URL``, comma
         separated, else ws://127.0.0.1:8089); ``gate_hangover_s``: silence that ends a burst
         of Moshi's speech (one assistant message); ``user_stt``: a streaming STT (e.g.
-        ``kyutai.STT()``) that transcribes the user, whose words Moshi does not give."""
+        ``kyutai.STT()``) that transcribes the user, whose words Moshi does not give, with
+        ``user_stt_conn_options`` for its retries."""
         if user_stt is not None and not user_stt.capabilities.streaming:
             raise ValueError("user_stt must be a streaming STT")
         super().__init__(
@@ -96,6 +107,7 @@ class Moshi(llm.DuplexModel):
             connect_timeout=connect_timeout,
             gate_hangover_s=gate_hangover_s,
             user_stt=user_stt,
+            user_stt_conn_options=user_stt_conn_options,
         )
         self._http = HttpSessions(http_session)
         self._sessions: list[MoshiSession] = []
@@ -149,7 +161,9 @@ class MoshiSession(llm.DuplexSession[Any]):
         self._user_stt: stt.RecognizeStream | None = None
         self._user_task: asyncio.Task[None] | None = None
         if self._opts.user_stt is not None:
-            self._user_stt = self._opts.user_stt.stream()
+            self._user_stt = self._opts.user_stt.stream(
+                conn_options=self._opts.user_stt_conn_options
+            )
             self._user_task = asyncio.create_task(
                 self._transcribe_user(self._user_stt), name="kyutai-moshi-user-stt"
             )
