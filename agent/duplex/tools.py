@@ -7,16 +7,24 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Coroutine
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from livekit import rtc
 from livekit.agents import AgentSession, llm
 from livekit.agents.voice import SpeechHandle
-from livekit.plugins import kyutai
 
 from agent.duplex.intents import IntentWatcher, Speaker
 from agent.duplex.results import TOOL_TOPIC, card, spoken_text
 from agent.log import logger
+
+
+@runtime_checkable
+class MoshiControls(Protocol):
+    """What this needs of the duplex session (`kyutai.MoshiSession` has it)."""
+
+    def call_tool(self, name: str, arguments: dict[str, Any] | None = None) -> str: ...
+    async def hold(self) -> None: ...
+    async def release(self) -> None: ...
 
 
 class DuplexTools:
@@ -38,12 +46,12 @@ class DuplexTools:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    def _moshi(self) -> kyutai.MoshiSession | None:
+    def _moshi(self) -> MoshiControls | None:
         try:
             duplex = self.session.current_agent.duplex_session
         except RuntimeError:  # not started, or closing
             return None
-        return duplex if isinstance(duplex, kyutai.MoshiSession) else None
+        return duplex if isinstance(duplex, MoshiControls) else None
 
     # --- words heard → calls ---------------------------------------------------------------
     def on_user_transcript(self, ev: Any) -> None:

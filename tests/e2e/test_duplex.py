@@ -213,17 +213,39 @@ async def test_an_intent_runs_a_slow_tool_while_moshi_talks_and_the_card_reaches
     await user.leave()
 
 
-async def test_a_spoken_result_is_read_while_moshi_is_held(
+async def test_a_spoken_result_is_read_while_moshi_is_held_and_the_user_cuts_it(
     worker: WorkerHandle, make_participant: MakeParticipant, room_name: str
 ) -> None:
     user = await join(
         make_participant, room_name, "clock", "duplex", '{"character": "moshi-clock"}'
     )
-    # "howdy" → current_time, spoken: the Kyutai TTS reads the date while Moshi is held
+    # Moshi's greeting says "howdy" → current_time, spoken: once the greeting's burst is over,
+    # the Kyutai TTS reads the date (seconds of speech) while Moshi is held
     await user.wait_for(
-        lambda: any("2026" in t or "2027" in t for t in agent_said(user)),
-        timeout=40,
-        what="the time read out",
+        lambda: user.agent_audio_after(0.0) is not None, timeout=30, what="Moshi's greeting"
+    )
+    await user.wait_for(
+        lambda: user.agent_quiet_since(time.monotonic() - 0.3), timeout=10, what="a pause"
+    )
+    paused = time.monotonic()
+    await user.wait_for(
+        lambda: user.agent_audio_after(paused) is not None, timeout=20, what="the reading"
+    )
+    # talked over, the reading stops (the agent cuts it: Moshi's own yielding does not apply)
+    onset, end = await user.say(speech_wav("Sorry, go on.", lead_silence_s=0.0))
+    stopped = user.agent_audio_stopped_after(onset - 0.5)
+    print(f"the reading stopped {(stopped or onset) - onset:.3f} s after the user's onset")
+    assert stopped is not None and stopped < onset + 1.0, "the reading went on over the user"
+    assert stopped > onset - 0.1, "the reading had ended before the user spoke"
+    # the reading's caption is the date, as far as it was heard
+    await user.wait_for(
+        lambda: any(not normalize(t).startswith("how") for t in agent_said(user)),
+        timeout=10,
+        what="the reading's caption",
+    )
+    # released: Moshi answers the user again
+    await user.wait_for(
+        lambda: user.agent_audio_after(end) is not None, timeout=10, what="Moshi, released"
     )
     await user.leave()
 
