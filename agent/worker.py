@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import replace
 
-from livekit.agents import AgentServer, AutoSubscribe, JobContext, JobProcess, JobRequest
+from livekit.agents import Agent, AgentServer, AutoSubscribe, JobContext, JobProcess, JobRequest
 
 from agent.duplex.intents import IntentWatcher
 from agent.duplex.session import build_duplex_agent, build_duplex_session
@@ -21,7 +21,6 @@ from agent.ops.recordings import Recording
 from agent.session import build_agent, build_session, load_vad, parse_room_metadata, room_options
 from agent.settings import AgentSettings
 from catalog.characters import CharacterSet
-from catalog.dispatch import RoomChoice
 from catalog.load import load_catalog
 from catalog.prompt_data import PromptData
 
@@ -151,14 +150,17 @@ async def entrypoint(ctx: JobContext) -> None:
         if settings.recordings_dir
         else None
     )
+    interruptions: Interruptions | None = None
     if choice.character.duplex:
-        await _start_duplex(ctx, settings, choice, recording)
-        return
-    turns = await _turn_mode(ctx.proc, settings)
-    interruptions = Interruptions.from_settings(
-        replace(settings.interruptions, turn_detection=turns.turn_detection)
-    )
-    session = await build_session(ctx.proc, settings, choice, interruptions, turns)
+        session = build_duplex_session(ctx.proc, settings, choice)
+        agent: Agent = build_duplex_agent(choice)
+    else:
+        turns = await _turn_mode(ctx.proc, settings)
+        interruptions = Interruptions.from_settings(
+            replace(settings.interruptions, turn_detection=turns.turn_detection)
+        )
+        session = await build_session(ctx.proc, settings, choice, interruptions, turns)
+        agent = build_agent(settings, choice, prompt_data, interruptions)
     SessionEvents(
         ctx,
         session,
@@ -166,36 +168,17 @@ async def entrypoint(ctx: JobContext) -> None:
         agent_name=settings.agent_name,
         max_silent_turns=settings.max_silent_turns,
         recording=recording,
+        duplex=choice.character.duplex,
     ).attach()
+    if choice.character.duplex:
+        # Moshi calls no tools: the words heard do, and the results go to the room
+        DuplexTools(session, ctx.room, IntentWatcher(choice.character.intents)).attach()
     agent_metrics.SESSIONS.inc()
     await session.start(
-        agent=build_agent(settings, choice, prompt_data, interruptions),
+        agent=agent,
         room=ctx.room,
         room_options=room_options(),
         record=False,  # the framework's recorder would keep user audio: we never do
     )
-    interruptions.attach(session)
-
-
-async def _start_duplex(
-    ctx: JobContext, settings: AgentSettings, choice: RoomChoice, recording: Recording | None
-) -> None:
-    """A duplex character: Moshi, with the user's captions, intents and tool cards."""
-    session = build_duplex_session(ctx.proc, settings, choice)
-    SessionEvents(
-        ctx,
-        session,
-        choice,
-        agent_name=settings.agent_name,
-        max_silent_turns=settings.max_silent_turns,
-        recording=recording,
-        duplex=True,
-    ).attach()
-    DuplexTools(session, ctx.room, IntentWatcher(choice.character.intents)).attach()
-    agent_metrics.SESSIONS.inc()
-    await session.start(
-        agent=build_duplex_agent(choice),
-        room=ctx.room,
-        room_options=room_options(),
-        record=False,
-    )
+    if interruptions is not None:
+        interruptions.attach(session)

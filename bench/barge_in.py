@@ -57,19 +57,11 @@ async def one_barge_in(
     try:
         await user.start_long_answer(into_s=1.5, agent_timeout=15, answer_timeout=15)
         onset, _ = await user.say(speech_wav(phrase, lead_silence_s=0.0))
-        try:
-            await user.wait_for(
-                lambda: user.agent_audio_stopped_after(onset - 0.5) is not None,
-                timeout=3,
-                what="the agent to stop",
-            )
-        except TimeoutError:
-            return None
-        stopped = user.agent_audio_stopped_after(onset - 0.5)
-        if stopped is not None and stopped < onset:
+        latency = await user.agent_stop_after(onset, timeout=3)
+        if latency is not None and latency < 0:
             # a gap in the agent's speech before the user began, not a reaction to it
-            raise RuntimeError(f"the agent fell silent {onset - stopped:.3f} s before the onset")
-        return None if stopped is None else stopped - onset
+            raise RuntimeError(f"the agent fell silent {-latency:.3f} s before the onset")
+        return latency
     finally:
         await user.leave()
 

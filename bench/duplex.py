@@ -120,16 +120,9 @@ async def talked_over(lk: LiveKitServer, llm: StubLLM, mode: str) -> float | Non
             lambda: user.agent_audio_after(end) is not None, timeout=10, what="the answer"
         )
         onset, _ = await user.say(speech_wav(OVER, lead_silence_s=0.0))
-        try:
-            await user.wait_for(
-                lambda: user.agent_audio_stopped_after(onset - 0.5) is not None,
-                timeout=5,
-                what="the agent to stop",
-            )
-        except TimeoutError:
-            return None
-        stopped = user.agent_audio_stopped_after(onset - 0.5)
-        return None if stopped is None else max(0.0, stopped - onset)
+        latency = await user.agent_stop_after(onset)
+        # negative: the answer was over before the user spoke, nothing was talked over
+        return None if latency is None or latency < 0 else latency
     finally:
         await user.leave()
 

@@ -202,6 +202,21 @@ class TestParticipant:
                 return last_loud
         return None
 
+    async def agent_stop_after(self, onset: float, *, timeout: float = 5.0) -> float | None:
+        """Seconds from `onset` to the arrival of the agent's last audible frame (then 0.3 s
+        of quiet): when a listener who spoke at `onset` stopped hearing the agent. Negative if
+        it fell silent before; None if it did not within `timeout`."""
+        try:
+            await self.wait_for(
+                lambda: self.agent_audio_stopped_after(onset - 0.5) is not None,
+                timeout=timeout,
+                what="the agent to stop",
+            )
+        except TimeoutError:
+            return None
+        stopped = self.agent_audio_stopped_after(onset - 0.5)
+        return None if stopped is None else stopped - onset
+
     async def start_long_answer(
         self,
         question: str = LONG_ANSWER_QUESTION,
