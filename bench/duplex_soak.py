@@ -19,16 +19,17 @@ import json
 import random
 import time
 import urllib.request
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-from harness.inference_server import InferenceServer
+from harness.inference_server import InferenceServer, start_inference_server
 from harness.livekit_server import ROOT, LiveKitServer
 from harness.speech import speech_wav
 from inference.moshi_bench import marker_client
 
 from .duplex import PHRASES, first_audio_after, joined, quiet
-from .local_stack import local_stack
+from .local_stack import TINY_MODELS_DIR, local_stack
 from .stats import format_table, summarize
 
 COUNTERS = ("kyutai_underruns", "kyutai_dropped_frames", "kyutai_late_ticks", "kyutai_frames")
@@ -126,20 +127,40 @@ def main() -> None:
     parser.add_argument("--rooms", type=int, default=4)
     parser.add_argument("--minutes", type=float, default=3.0)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--moshi-process",
+        action="store_true",
+        help="serve Moshi from an inference server of its own (the CPU advice of docs/moshi.md)",
+    )
     parser.add_argument("--json", type=Path, help="write the result here")
     parser.add_argument("--logs", type=Path, default=ROOT / "test-artifacts" / "bench-logs")
     args = parser.parse_args()
     print(f"starting the stack; then {args.rooms} rooms + 1 marker probe for {args.minutes} min…")
-    with local_stack(
-        args.logs,
-        {"kyutai-duplex": {"AGENT_NUM_IDLE_PROCESSES": str(args.rooms)}},
-        slots=args.rooms,
-        prefix="soak",
-        inference_args=["--engines", "stt,tts,moshi", "--moshi-batch-size", str(args.rooms + 1)],
-    ) as stack:
-        result = asyncio.run(
-            run(stack.livekit, stack.inference, args.rooms, args.minutes, args.seed)
+    moshi_args = ["--moshi-batch-size", str(args.rooms + 1)]
+    with ExitStack() as stack:
+        worker = {"AGENT_NUM_IDLE_PROCESSES": str(args.rooms)}
+        engines = "stt,tts,moshi"
+        moshi: InferenceServer | None = None
+        if args.moshi_process:
+            engines = "stt,tts"
+            moshi = start_inference_server(
+                TINY_MODELS_DIR, extra_args=["--engines", "moshi", *moshi_args], log_dir=args.logs
+            )
+            stack.callback(moshi.stop)
+            worker["KYUTAI_MOSHI_URL"] = moshi.url
+        local = stack.enter_context(
+            local_stack(
+                args.logs,
+                {"kyutai-duplex": worker},
+                slots=args.rooms,
+                prefix="soak",
+                inference_args=["--engines", engines, *moshi_args],
+            )
         )
+        result = asyncio.run(
+            run(local.livekit, moshi or local.inference, args.rooms, args.minutes, args.seed)
+        )
+    result["moshi_process"] = "own" if args.moshi_process else "shared with STT and TTS"
     print_result(result)
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n")
