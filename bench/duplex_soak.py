@@ -26,7 +26,7 @@ from typing import Any
 from harness.inference_server import InferenceServer, start_inference_server
 from harness.livekit_server import ROOT, LiveKitServer
 from harness.speech import speech_wav
-from inference.moshi_bench import marker_client
+from inference.moshi_bench import marker_client, moshi_counter
 
 from .duplex import PHRASES, first_audio_after, joined, quiet
 from .local_stack import TINY_MODELS_DIR, local_stack
@@ -38,12 +38,7 @@ COUNTERS = ("kyutai_underruns", "kyutai_dropped_frames", "kyutai_late_ticks", "k
 def moshi_counters(server: InferenceServer) -> dict[str, float]:
     with urllib.request.urlopen(f"{server.http_url}/metrics", timeout=5) as resp:
         text = resp.read().decode()
-    out = dict.fromkeys(COUNTERS, 0.0)
-    for line in text.splitlines():
-        for name in COUNTERS:
-            if line.startswith(f'{name}_total{{engine="moshi"}}'):
-                out[name] = float(line.split()[-1])
-    return out
+    return {name: moshi_counter(text, name) for name in COUNTERS}
 
 
 async def talker(

@@ -191,6 +191,14 @@ def start_server(models: str, cache: Path, sessions: int, device: str) -> tuple[
     raise RuntimeError("the inference server did not start")
 
 
+def moshi_counter(metrics: str, name: str) -> float:
+    """The Moshi engine's counter `name` (e.g. kyutai_underruns) in a /metrics body; 0 if absent."""
+    for line in metrics.splitlines():
+        if line.startswith(f'{name}_total{{engine="moshi"}}'):
+            return float(line.split()[-1])
+    return 0.0
+
+
 async def marker_client(
     url: str, api_key: str, seconds: float, seed: int
 ) -> tuple[list[tuple[float, float]], int]:
@@ -249,10 +257,7 @@ async def marker_round_trip(
             metrics = await resp.text()
 
     def counter(name: str) -> int:
-        for line in metrics.splitlines():
-            if line.startswith(f'{name}_total{{engine="moshi"}}'):
-                return int(float(line.split()[-1]))
-        return 0
+        return int(moshi_counter(metrics, name))
 
     return {
         "sessions": sessions,

@@ -102,6 +102,13 @@ def recorded(artifacts_dir: Path, room: str) -> list[dict[str, Any]]:
     return [json.loads(line) for f in files for line in f.read_text().splitlines()]
 
 
+async def greeted(user: TestParticipant) -> None:
+    """Until Moshi's greeting is heard (it speaks first, at once)."""
+    await user.wait_for(
+        lambda: user.agent_audio_after(0.0) is not None, timeout=30, what="Moshi's greeting"
+    )
+
+
 async def join(make: MakeParticipant, room: str, identity: str, agent: str, meta: str) -> Any:
     user = await make(room, identity, dispatch_agent=agent, metadata=meta)
     await user.publish_microphone()  # silence until it speaks, as a browser's microphone
@@ -113,9 +120,7 @@ async def test_moshi_greets_first_with_audio_and_caption(
 ) -> None:
     user = await join(make_participant, room_name, "greeted", "duplex", MOSHI)
     await user.wait_for_agent(timeout=15)
-    await user.wait_for(
-        lambda: user.agent_audio_after(0.0) is not None, timeout=30, what="Moshi's greeting"
-    )
+    await greeted(user)
     await user.wait_for(
         lambda: any(SENTENCE in normalize(t) for t in agent_said(user)),
         timeout=15,
@@ -130,9 +135,7 @@ async def test_the_user_is_captioned_and_moshi_answers_when_they_stop(
     worker: WorkerHandle, make_participant: MakeParticipant, room_name: str
 ) -> None:
     user = await join(make_participant, room_name, "talker", "duplex", MOSHI)
-    await user.wait_for(
-        lambda: user.agent_audio_after(0.0) is not None, timeout=30, what="Moshi's greeting"
-    )
+    await greeted(user)
     _onset, end = await user.say(speech_wav("Hello Moshi, how are you doing today?"))
     await user.wait_for(
         lambda: user.agent_audio_after(end) is not None, timeout=10, what="Moshi's answer"
@@ -152,9 +155,7 @@ async def test_talking_over_moshi_silences_it_and_the_history_keeps_the_words_he
     artifacts_dir: Path,
 ) -> None:
     user = await join(make_participant, room_name, "interrupter", "duplex", MOSHI)
-    await user.wait_for(
-        lambda: user.agent_audio_after(0.0) is not None, timeout=30, what="Moshi's greeting"
-    )
+    await greeted(user)
     # A short question; Moshi answers 2 frames after it ends, and 0.45 s after its end the
     # user talks again, over the 0.72 s answer.
     await user.say(speech_wav("Are you there?", trail_silence_s=0.45))
@@ -196,9 +197,7 @@ async def test_an_intent_runs_a_slow_tool_while_moshi_talks_and_the_card_reaches
     cards = user.listen("kyutai.tool")
     await user.publish_microphone()
     # Moshi's greeting says "howdy": the rule raises look_up_definition(term="text"), 1.5 s
-    await user.wait_for(
-        lambda: user.agent_audio_after(0.0) is not None, timeout=30, what="Moshi's greeting"
-    )
+    await greeted(user)
     _onset, end = await user.say(speech_wav("Hi.", lead_silence_s=0.0))
     await user.wait_for(lambda: bool(cards), timeout=20, what="the tool card")
     card = json.loads(cards[0].text)
@@ -221,9 +220,7 @@ async def test_a_spoken_result_is_read_while_moshi_is_held_and_the_user_cuts_it(
     )
     # Moshi's greeting says "howdy" → current_time, spoken: once the greeting's burst is over,
     # the Kyutai TTS reads the date (seconds of speech) while Moshi is held
-    await user.wait_for(
-        lambda: user.agent_audio_after(0.0) is not None, timeout=30, what="Moshi's greeting"
-    )
+    await greeted(user)
     await user.wait_for(
         lambda: user.agent_quiet_since(time.monotonic() - 0.3), timeout=10, what="a pause"
     )
@@ -272,9 +269,7 @@ async def test_a_moshi_that_never_yields_is_heard_through_the_users_speech(
     stubborn_worker: WorkerHandle, make_participant: MakeParticipant, room_name: str
 ) -> None:
     user = await join(make_participant, room_name, "ignored", "stubborn", MOSHI)
-    await user.wait_for(
-        lambda: user.agent_audio_after(0.0) is not None, timeout=30, what="Moshi's greeting"
-    )
+    await greeted(user)
     onset, end = await user.say(
         speech_wav("I am talking and talking, but you never stop, do you?", lead_silence_s=0)
     )
@@ -313,9 +308,7 @@ async def test_a_lost_moshi_server_hands_the_call_to_the_next_then_the_room_is_t
             moshi_url=f"{first.url},{second.url}",
         )
         user = await join(make_participant, room_name, "survivor", "duplex-faults", MOSHI)
-        await user.wait_for(
-            lambda: user.agent_audio_after(0.0) is not None, timeout=30, what="Moshi's greeting"
-        )
+        await greeted(user)
         agent = user.agents()[0].identity
         await user.wait_for(
             lambda: user.agent_quiet_since(time.monotonic() - 0.5), timeout=10, what="quiet"
