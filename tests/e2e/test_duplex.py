@@ -23,7 +23,7 @@ from harness.characters import write_duplex_characters
 from harness.inference_server import InferenceServer, start_inference_server
 from harness.livekit_server import ROOT, LiveKitServer
 from harness.participant import MIN_RMS, TestParticipant
-from harness.speech import read_wav, speech_wav
+from harness.speech import longest_pause, read_wav, speech_wav
 from harness.stub_llm import StubLLM
 from harness.worker import WorkerHandle, start_worker, tiny_stack_env
 
@@ -160,8 +160,11 @@ async def test_talking_over_moshi_silences_it_and_the_history_keeps_the_words_he
     # user talks again, over the 0.72 s answer.
     await user.say(speech_wav("Are you there?", trail_silence_s=0.45))
     over, _ = read_wav(
-        speech_wav("Wait, let me tell you something longer first.", lead_silence_s=0)
+        speech_wav("No wait I want to tell you about my day at work", lead_silence_s=0)
     )
+    # Two silent frames (160 ms) end the user's turn for the tiny Moshi, as a pause can for the
+    # real one: a comma's pause would make it answer again, mid-sentence, by design.
+    assert longest_pause(over) < 2 * 0.080 - 0.05, "the interruption itself pauses"
     onset, end = await user.say_samples(over)
     assert user.agent_audio_after(onset - 0.5) is not None, "Moshi did not answer the question"
     # Moshi yields: at the listener, its audio stops soon after the onset and stays off while
