@@ -13,6 +13,7 @@ from livekit.plugins import kyutai, silero
 from agent.conversation.agent import ConversationOptions, KyutaiAgent
 from agent.conversation.prompt import build_system_prompt, greeting_instruction
 from agent.conversation.tools import SessionState, tools_for
+from agent.face.publisher import FacePublisher
 from agent.interruptions import Interruptions
 from agent.interruptions.turn_mode import FRAME_S, TurnMode
 from agent.llm_client import build_llm, normalize_base_url, resolve_model
@@ -139,6 +140,7 @@ def build_agent(
     choice: RoomChoice,
     data: PromptData,
     interruptions: Interruptions | None = None,
+    face: FacePublisher | None = None,
 ) -> KyutaiAgent:
     tools = tools_for(choice.character.tools)
     instructions = build_system_prompt(
@@ -157,6 +159,7 @@ def build_agent(
             context_tokens=settings.context_tokens,
         ),
         interruptions=interruptions,
+        face=face,
     )
 
 

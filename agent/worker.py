@@ -11,6 +11,8 @@ from agent.duplex.intents import IntentWatcher
 from agent.duplex.session import build_duplex_agent, build_duplex_session
 from agent.duplex.tools import DuplexTools
 from agent.events import SessionEvents
+from agent.face.affect import AffectTracker, Bias
+from agent.face.publisher import FacePublisher
 from agent.interruptions import Interruptions
 from agent.interruptions.turn_mode import SttModel, TurnMode, choose_turn_mode, fetch_stt_model
 from agent.log import logger
@@ -151,16 +153,22 @@ async def entrypoint(ctx: JobContext) -> None:
         else None
     )
     interruptions: Interruptions | None = None
+    temperament = choice.character.temperament
+    face = FacePublisher(
+        ctx.room.local_participant.set_attributes,
+        AffectTracker(Bias(temperament.valence, temperament.arousal, temperament.gain)),
+    )
+    ctx.add_shutdown_callback(face.close)
     if choice.character.duplex:
         session = build_duplex_session(ctx.proc, settings, choice)
-        agent: Agent = build_duplex_agent(choice)
+        agent: Agent = build_duplex_agent(choice, face)
     else:
         turns = await _turn_mode(ctx.proc, settings)
         interruptions = Interruptions.from_settings(
             replace(settings.interruptions, turn_detection=turns.turn_detection)
         )
         session = await build_session(ctx.proc, settings, choice, interruptions, turns)
-        agent = build_agent(settings, choice, prompt_data, interruptions)
+        agent = build_agent(settings, choice, prompt_data, interruptions, face)
     SessionEvents(
         ctx,
         session,
@@ -170,6 +178,7 @@ async def entrypoint(ctx: JobContext) -> None:
         recording=recording,
         duplex=choice.character.duplex,
     ).attach()
+    face.follow_user(session)
     if choice.character.duplex:
         # Moshi calls no tools: the words heard do, and the results go to the room
         DuplexTools(session, ctx.room, IntentWatcher(choice.character.intents)).attach()

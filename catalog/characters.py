@@ -174,6 +174,17 @@ INSTRUCTION_TYPES: tuple[InstructionType, ...] = get_args(InstructionType)
 # --- characters ---------------------------------------------------------------------------------
 
 
+class Temperament(BaseModel):
+    """How the character's face moves (agent/face/affect.py): where it rests on the
+    valence–arousal plane, and how far words move it (a quiz host is livelier than a nurse)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    valence: float = Field(0.0, ge=-0.5, le=0.5)
+    arousal: float = Field(0.0, ge=-0.5, le=0.5)
+    gain: float = Field(1.0, ge=0.25, le=2.0)
+
+
 class IntentRule(BaseModel):
     """Words heard in a duplex conversation that raise a tool call (see the module doc)."""
 
@@ -215,6 +226,7 @@ class Character(BaseModel):
     instructions: Instructions
     tools: tuple[str, ...] = DEFAULT_TOOLS
     intents: tuple[IntentRule, ...] = ()
+    temperament: Temperament = Temperament()
 
     @model_validator(mode="before")
     @classmethod

@@ -10,6 +10,8 @@ from livekit.agents import Agent, APIError, ModelSettings, llm, stt
 from livekit.agents.llm.utils import ThinkingTokenFilter, strip_thinking_tokens
 
 from agent.conversation import history
+from agent.face.nodes import FaceAgent, ReplyCues
+from agent.face.publisher import FacePublisher
 from agent.interruptions import Interruptions
 from agent.log import logger
 from agent.ops.metrics import ERRORS
@@ -81,7 +83,7 @@ class ConversationOptions:
     context_tokens: int
 
 
-class KyutaiAgent(Agent):
+class KyutaiAgent(FaceAgent):
     def __init__(
         self,
         *,
@@ -89,10 +91,12 @@ class KyutaiAgent(Agent):
         tools: list[llm.FunctionTool],
         options: ConversationOptions,
         interruptions: Interruptions | None = None,
+        face: FacePublisher | None = None,
     ) -> None:
         super().__init__(instructions=instructions, tools=tools)  # type: ignore[arg-type]
         self._options = options
         self._interruptions = interruptions
+        self._face = face
 
     async def on_enter(self) -> None:
         # The agent speaks first, as in Unmute: a short greeting written by the LLM.
@@ -118,22 +122,30 @@ class KyutaiAgent(Agent):
     ) -> AsyncIterable[llm.ChatChunk | str]:
         ctx = prepare_context(chat_ctx, self._options.context_tokens)
         think = ThinkingTokenFilter()
+        cues = ReplyCues(self._face) if self._face is not None else None
         produced = False
         try:
             async for chunk in Agent.default.llm_node(self, ctx, tools, model_settings):
                 if isinstance(chunk, llm.ChatChunk) and chunk.delta and chunk.delta.content:
-                    # Reasoning models that inline <think>…</think> must not read it aloud.
+                    # Reasoning models that inline <think>…</think> must not read it aloud, nor
+                    # the face's [emotion: …] cues.
                     visible = strip_thinking_tokens(chunk.delta.content, think)
+                    if visible and cues is not None:
+                        visible = cues.strip(visible)
                     chunk.delta.content = visible or None
                     if not visible and not chunk.delta.tool_calls:
                         continue
                     produced = True
                 elif isinstance(chunk, str):
                     chunk = strip_thinking_tokens(chunk, think) or ""
+                    if chunk and cues is not None:
+                        chunk = cues.strip(chunk)
                     if not chunk:
                         continue
                     produced = True
                 yield chunk  # type: ignore[misc]
+            if cues is not None and (held := cues.flush()):
+                yield held  # an opening bracket that was not a cue after all
         except (APIError, TimeoutError) as exc:
             ERRORS.labels(stage="llm").inc()
             logger.warning("LLM failed (%s); apologising and carrying on", exc)

@@ -223,6 +223,7 @@ def build_system_prompt(
     sections = [
         t.intro,
         t.style,
+        t.emotion,
         t.transcription,
         t.language,
         t.identity.format(name=choice.character.spoken_name),

@@ -44,6 +44,7 @@ def level_name(level: str, language: str) -> str:
 class Texts:
     intro: str
     style: str
+    emotion: str
     transcription: str
     language: str
     identity: str
@@ -95,6 +96,14 @@ EN = Texts(
         "numbers, dates, symbols and abbreviations the way you would say them, for example "
         '"twenty-five percent" rather than "25%", or "half past three" rather than "15:30". '
         "Do not describe actions or sounds between asterisks or brackets; just speak."
+    ),
+    emotion=(
+        "## Your face\n"
+        "The user sees your face, which shows what your words feel like. When a reply carries a "
+        "clear feeling, you may put one cue before it: [emotion: happy], [emotion: sad], "
+        "[emotion: surprised], [emotion: thinking], [emotion: afraid], [emotion: angry], "
+        "[emotion: disgusted] or [emotion: neutral]. The cue is never spoken or shown; it is "
+        "the only bracket you may write. Most replies need none."
     ),
     transcription=(
         "## What you hear\n"
@@ -259,6 +268,15 @@ FR = Texts(
         "les abréviations comme tu les prononcerais, par exemple « vingt-cinq pour cent » plutôt "
         "que « 25 % », ou « quinze heures trente » plutôt que « 15 h 30 ». Ne décris pas de "
         "gestes ni de bruits entre astérisques ou entre crochets : parle, simplement."
+    ),
+    emotion=(
+        "## Ton visage\n"
+        "L'utilisateur voit ton visage, qui montre ce que tes mots expriment. Quand une réponse "
+        "porte un sentiment net, tu peux la faire précéder d'un repère, écrit en anglais : "
+        "[emotion: happy], [emotion: sad], [emotion: surprised], [emotion: thinking], "
+        "[emotion: afraid], [emotion: angry], [emotion: disgusted] ou [emotion: neutral]. Ce "
+        "repère n'est jamais prononcé ni affiché ; c'est le seul crochet que tu peux écrire. La "
+        "plupart des réponses n'en ont pas besoin."
     ),
     transcription=(
         "## Ce que tu entends\n"
