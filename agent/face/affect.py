@@ -78,6 +78,12 @@ _WORDS: dict[Label, tuple[str, ...]] = {
     "sad": (
         "sad",
         "sorry",
+        "died",
+        "death",
+        "dead",
+        "passed away",
+        "mort",
+        "décéd",
         "unfortunate",
         "miss",
         "lost",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+import json
 import time
 import urllib.request
 from collections.abc import Awaitable, Callable, Iterator
@@ -342,4 +344,53 @@ async def test_recording_is_text_only_and_deleted_on_opt_out(
     assert all("audio" not in r and "pcm" not in r for r in records)
     await user.room.local_participant.set_attributes({"kyutai.recording": "off"})
     await user.wait_for(lambda: not files(), timeout=10, what="the transcript to be deleted")
+    await user.leave()
+
+
+def agent_affect(user: TestParticipant) -> list[tuple[str, dict[str, float]]]:
+    """The agent's face updates as they reached the room: (emotion, point) in order (an
+    attribute update carries only what changed)."""
+    agents = {p.identity for p in user.agents()}
+    out = []
+    emotion = ""
+    for change in user.attribute_changes:
+        if change.identity not in agents:
+            continue
+        emotion = change.changed.get("kyutai.emotion", emotion)
+        if "kyutai.affect" in change.changed:
+            out.append((emotion, json.loads(change.changed["kyutai.affect"])))
+    return out
+
+
+async def test_the_face_follows_the_replies_at_most_once_a_second(
+    worker: WorkerHandle, stub_llm: StubLLM, make_participant: MakeParticipant, room_name: str
+) -> None:
+    # a cue the listener must never hear or read, then words that carry their own feeling
+    stub_llm.push(
+        Reply(text="[emotion: happy] Hello! It is wonderful to meet you, this is great fun!"),
+        Reply(text="Oh no, I am so sorry to hear that. That is really sad, a painful loss."),
+    )
+    user = await make_participant(room_name, "feeler", dispatch_agent="kyutai-agent")
+    await user.wait_for_greeting()
+    await user.wait_for(
+        lambda: any(e == "happy" for e, _ in agent_affect(user)), timeout=20, what="a happy face"
+    )
+    await user.say(speech_wav("My old dog died this morning."))
+    # the label turns at once; the point glides there within a sentence or two
+    await user.wait_for(
+        lambda: any(e == "sad" and p["valence"] < 0 for e, p in agent_affect(user)),
+        timeout=20,
+        what="a sad face",
+    )
+    updates = agent_affect(user)
+    happy = next(p for e, p in updates if e == "happy")
+    sad = next(p for e, p in updates if e == "sad" and p["valence"] < 0)
+    assert happy["valence"] > 0 > sad["valence"], updates
+    # the agent's own clock: never two updates within a second
+    stamps = [p["at"] for _, p in updates]
+    assert all(b - a >= 1.0 for a, b in itertools.pairwise(stamps)), stamps
+    said = " ".join(agent_said(user))
+    assert "wonderful to meet you" in said and "[" not in said and "emotion" not in said
+    # the convention is in the prompt, so a real LLM knows it
+    assert "[emotion: happy]" in system_text(stub_llm.requests[0])
     await user.leave()

@@ -128,6 +128,11 @@ async def test_moshi_greets_first_with_audio_and_caption(
     )
     assert not user.user_captions()  # nobody spoke
     assert user.agents()[0].attributes.get("kyutai.character") == "moshi"
+    # the face reads Moshi's monologue as it is heard, as it reads the cascade's replies
+    await user.wait_for(
+        lambda: "kyutai.affect" in user.agents()[0].attributes, timeout=10, what="the face"
+    )
+    assert user.agents()[0].attributes.get("kyutai.emotion") == "neutral"  # "howdy text"
     await user.leave()
 
 
