@@ -17,8 +17,26 @@ export type WidgetState =
 export const AGENT_STATES = ['initializing', 'listening', 'thinking', 'speaking'] as const;
 export type AgentState = (typeof AGENT_STATES)[number];
 
-export const EMOTIONS = ['neutral', 'happy', 'sad', 'surprised', 'thinking', 'confused'] as const;
+// The face contract (README, "The face"): `kyutai.emotion` is one of these; `confused` is kept
+// for agents written before the Ekman set.
+export const EMOTIONS = [
+  'neutral',
+  'happy',
+  'sad',
+  'angry',
+  'afraid',
+  'surprised',
+  'disgusted',
+  'thinking',
+  'confused',
+] as const;
 export type Emotion = (typeof EMOTIONS)[number];
+
+/** A point on the valence–arousal plane, each in [-1, 1] (`kyutai.affect`). */
+export interface Affect {
+  valence: number;
+  arousal: number;
+}
 
 export interface TokenRequest {
   character?: string;
@@ -99,6 +117,22 @@ export class Emitter {
 
 export function isAgentState(value: string | undefined): value is AgentState {
   return (AGENT_STATES as readonly string[]).includes(value ?? '');
+}
+
+/** `kyutai.affect` ({"valence": v, "arousal": a, ...}) as a clamped point; null if absent or bad. */
+export function toAffect(value: string | undefined): Affect | null {
+  if (!value) return null;
+  try {
+    const o: unknown = JSON.parse(value);
+    if (typeof o !== 'object' || o === null) return null;
+    const { valence, arousal } = o as Record<string, unknown>;
+    if (typeof valence !== 'number' || typeof arousal !== 'number') return null;
+    if (!Number.isFinite(valence) || !Number.isFinite(arousal)) return null;
+    const clamp = (x: number) => Math.max(-1, Math.min(1, x));
+    return { valence: clamp(valence), arousal: clamp(arousal) };
+  } catch {
+    return null;
+  }
 }
 
 export function toEmotion(value: string | undefined): Emotion {

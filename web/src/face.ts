@@ -2,7 +2,7 @@
 // follows the agent's state and emotion, and which blinks so it never looks frozen.
 
 import { levelToOpenness, smoothMouth } from './audio-level';
-import type { Emotion, WidgetState } from './api';
+import type { Affect, Emotion, WidgetState } from './api';
 
 const SVG_NS = 'http://www.w3.org/2000/svg';
 const TICK_MS = 33; // ~30 fps: plenty for a mouth, cheap, and runs in headless browsers too
@@ -35,8 +35,71 @@ const NEUTRAL: Expression = {
   tilt: 0,
 };
 
-/** The target expression for a state and an emotion (the emotion overlays the state). */
-export function expressionFor(state: WidgetState, emotion: Emotion): Expression {
+/** Where each label sits on the valence–arousal plane (the agent's agent/face/affect.py):
+ * a face told only a label glides to its point. */
+export const EMOTION_POINTS: Record<Emotion, Affect> = {
+  neutral: { valence: 0, arousal: 0 },
+  happy: { valence: 0.75, arousal: 0.45 },
+  sad: { valence: -0.65, arousal: -0.45 },
+  angry: { valence: -0.7, arousal: 0.75 },
+  afraid: { valence: -0.6, arousal: 0.6 },
+  surprised: { valence: 0.15, arousal: 0.85 },
+  disgusted: { valence: -0.75, arousal: 0.25 },
+  thinking: { valence: 0, arousal: 0.15 },
+  confused: { valence: -0.2, arousal: 0.3 },
+};
+
+function clamp(x: number, lo = -1, hi = 1): number {
+  return Math.max(lo, Math.min(hi, x));
+}
+
+/** The continuous part of affect: brows, eyes, mouth curve and blush as smooth functions of
+ * the point, so a glide across the plane is a glide on the face. */
+export function applyAffect(e: Expression, point: Affect): Expression {
+  const v = clamp(point.valence);
+  const a = clamp(point.arousal);
+  const neg = Math.max(0, -v);
+  const up = Math.max(0, a);
+  const lift = 5 * up * (v >= 0 ? 1 : 0.4);
+  return {
+    ...e,
+    smile: clamp(e.smile + 0.9 * v),
+    eyeOpen: e.eyeOpen * (1 + 0.3 * a) * (1 - 0.15 * Math.max(0, v)), // a smile squints
+    browLiftL: e.browLiftL + lift,
+    browLiftR: e.browLiftR + lift,
+    // low-arousal unpleasantness raises the brows' inner ends (sad); high-arousal lowers them
+    browTilt: e.browTilt + (7 * neg * (1 - a)) / 2 - 6 * neg * up,
+    restOpen: e.restOpen + 0.35 * Math.max(0, (a - 0.6) / 0.4),
+    lookY: e.lookY + 3 * neg * Math.max(0, -a), // downcast
+    blush: Math.max(e.blush, 0.7 * Math.max(0, v) * (0.5 + 0.5 * up)),
+  };
+}
+
+/** What a label adds that the plane cannot say (angry and afraid sit close on it). */
+function applyLabel(e: Expression, emotion: Emotion): Expression {
+  switch (emotion) {
+    case 'surprised':
+      return { ...e, eyeOpen: Math.max(e.eyeOpen, 1.3), mouthWidth: 0.6, restOpen: Math.max(e.restOpen, 0.35) };
+    case 'thinking':
+      return { ...e, browLiftL: e.browLiftL + 4, mouthWidth: 0.7, lookX: 5, lookY: -6 };
+    case 'confused':
+      return { ...e, browLiftL: 7, browLiftR: -1, browTilt: -3, mouthWidth: 0.8, tilt: 6 };
+    case 'afraid':
+      return { ...e, browTilt: e.browTilt + 7, eyeOpen: e.eyeOpen * 1.15, mouthWidth: 0.8 };
+    case 'angry':
+      return { ...e, browTilt: Math.min(e.browTilt, -5), eyeOpen: e.eyeOpen * 0.85, mouthWidth: 0.85 };
+    case 'disgusted':
+      return { ...e, browLiftL: e.browLiftL - 2, browLiftR: e.browLiftR + 4, mouthWidth: 0.75, tilt: -3 };
+    case 'sad':
+      return { ...e, tilt: 0 };
+    default:
+      return e;
+  }
+}
+
+/** The target expression for a state, an emotion and a valence–arousal point (the label's own
+ * point when the agent sends none): state first, then the point, then the label's shapes. */
+export function expressionFor(state: WidgetState, emotion: Emotion, affect: Affect | null = null): Expression {
   const e: Expression = { ...NEUTRAL };
   switch (state) {
     case 'idle':
@@ -58,26 +121,7 @@ export function expressionFor(state: WidgetState, emotion: Emotion): Expression 
       Object.assign(e, { browLiftL: 2, browLiftR: 2, smile: 0.3 });
       break;
   }
-  switch (emotion) {
-    case 'happy':
-      Object.assign(e, { smile: 0.95, blush: 0.7, eyeOpen: e.eyeOpen * 0.85 });
-      break;
-    case 'sad':
-      Object.assign(e, { smile: -0.7, browTilt: 6, browLiftL: 0, browLiftR: 0, eyeOpen: e.eyeOpen * 0.8, lookY: 3, tilt: 0 });
-      break;
-    case 'surprised':
-      Object.assign(e, { eyeOpen: 1.3, browLiftL: 10, browLiftR: 10, smile: 0, mouthWidth: 0.6, restOpen: 0.35 });
-      break;
-    case 'thinking':
-      Object.assign(e, { browLiftL: 6, browLiftR: 1, smile: 0, mouthWidth: 0.7, lookX: 5, lookY: -6 });
-      break;
-    case 'confused':
-      Object.assign(e, { browLiftL: 7, browLiftR: -1, browTilt: -3, smile: -0.2, mouthWidth: 0.8, tilt: 6 });
-      break;
-    case 'neutral':
-      break;
-  }
-  return e;
+  return applyLabel(applyAffect(e, affect ?? EMOTION_POINTS[emotion]), emotion);
 }
 
 /** Blink envelope: 1 = eyes open, dips to ~0 over a 160 ms blink starting at `start`. */
@@ -128,6 +172,7 @@ export class Face {
 
   private state: WidgetState = 'idle';
   private emotion: Emotion = 'neutral';
+  private affect: Affect | null = null;
   private current: Expression = expressionFor('idle', 'neutral');
   private target: Expression = this.current;
   private mouthOpen = 0;
@@ -173,6 +218,12 @@ export class Face {
     this.retarget();
   }
 
+  /** The agent's valence–arousal point; null to use the emotion's own. */
+  setAffect(affect: Affect | null): void {
+    this.affect = affect;
+    this.retarget();
+  }
+
   start(): void {
     if (this.timer !== null) return;
     this.last = performance.now();
@@ -186,8 +237,10 @@ export class Face {
   }
 
   private retarget(): void {
-    this.target = expressionFor(this.state, this.emotion);
+    this.target = expressionFor(this.state, this.emotion, this.affect);
     this.element.dataset.expression = `${this.state} ${this.emotion}`;
+    const p = this.affect ?? EMOTION_POINTS[this.emotion];
+    this.element.dataset.affect = `${p.valence.toFixed(2)} ${p.arousal.toFixed(2)}`;
     this.element.setAttribute('aria-label', `Tutor face: ${this.state}, ${this.emotion}`);
   }
 

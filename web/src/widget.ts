@@ -17,6 +17,7 @@ import {
 import {
   Emitter,
   isAgentState,
+  toAffect,
   toEmotion,
   type Emotion,
   type EventName,
@@ -37,6 +38,7 @@ import { CSS } from './styles';
 
 export const ATTR_AGENT_STATE = 'lk.agent.state';
 export const ATTR_EMOTION = 'kyutai.emotion';
+export const ATTR_AFFECT = 'kyutai.affect';
 const AGENT_WAIT_NOTICE_MS = 20_000;
 
 const STATUS_TEXT: Record<WidgetState, string> = {
@@ -311,6 +313,7 @@ export class Widget {
         this.agent = null;
         this.dropMeter();
         this.setEmotion('neutral');
+        this.face.setAffect(null);
         this.setState('waiting');
         this.showMessage('The tutor left the conversation.', 'info');
       })
@@ -384,6 +387,7 @@ export class Widget {
     delete this.host.dataset.room;
     delete this.host.dataset.identity;
     this.setEmotion('neutral');
+    this.face.setAffect(null);
     const ctx = this.audioContext;
     this.audioContext = null;
     await Promise.allSettled([room?.disconnect(), ctx?.close()]);
@@ -408,6 +412,7 @@ export class Widget {
     const agentState = attrs[ATTR_AGENT_STATE];
     this.setState(isAgentState(agentState) ? agentState : 'initializing');
     this.setEmotion(toEmotion(attrs[ATTR_EMOTION]));
+    this.face.setAffect(toAffect(attrs[ATTR_AFFECT]));
     // The agent says why it is about to leave (a model it cannot reach).
     if (attrs[ATTR_ERROR]) this.showMessage(attrs[ATTR_ERROR]);
   }

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { blinkFactor, expressionFor, mouthPath } from '../src/face';
+import { toAffect } from '../src/api';
+import { EMOTION_POINTS, blinkFactor, expressionFor, mouthPath } from '../src/face';
 
 describe('expressionFor', () => {
   it('differs between listening, thinking and speaking', () => {
@@ -42,5 +43,42 @@ describe('mouthPath', () => {
     expect(d.startsWith('M')).toBe(true);
     expect(d.endsWith('Z')).toBe(true);
     expect(d).not.toMatch(/NaN|Infinity/);
+  });
+});
+
+describe('valence–arousal', () => {
+  const at = (valence: number, arousal: number) => expressionFor('speaking', 'neutral', { valence, arousal });
+  it('smiles more as valence rises, continuously', () => {
+    const smiles = [-1, -0.5, 0, 0.5, 1].map((v) => at(v, 0).smile);
+    for (let i = 1; i < smiles.length; i++) expect(smiles[i]!).toBeGreaterThan(smiles[i - 1]!);
+    // a small step on the plane is a small step on the face: a glide, not a jump
+    expect(Math.abs(at(0.51, 0).smile - at(0.5, 0).smile)).toBeLessThan(0.02);
+  });
+  it('opens the eyes and lifts the brows as arousal rises', () => {
+    expect(at(0, 0.8).eyeOpen).toBeGreaterThan(at(0, -0.8).eyeOpen);
+    expect(at(0, 0.8).browLiftL).toBeGreaterThan(at(0, -0.8).browLiftL);
+  });
+  it('raises the inner brows when low and unpleasant, lowers them when high and unpleasant', () => {
+    expect(at(-0.7, -0.5).browTilt).toBeGreaterThan(0); // sad
+    expect(at(-0.7, 0.8).browTilt).toBeLessThan(0); // angry
+  });
+  it('gives each Ekman preset its own face, at its own point', () => {
+    const presets = ['neutral', 'happy', 'sad', 'angry', 'afraid', 'surprised', 'disgusted', 'thinking'] as const;
+    const faces = presets.map((p) => JSON.stringify(expressionFor('speaking', p)));
+    expect(new Set(faces).size).toBe(presets.length);
+    // told only the label, the face sits at the label's point
+    expect(expressionFor('speaking', 'sad')).toEqual(expressionFor('speaking', 'sad', EMOTION_POINTS.sad));
+    // afraid and angry share a corner of the plane; the label tells them apart
+    expect(expressionFor('speaking', 'afraid').browTilt).toBeGreaterThan(expressionFor('speaking', 'angry').browTilt);
+  });
+});
+
+describe('toAffect', () => {
+  it('reads the attribute, clamps it and refuses junk', () => {
+    expect(toAffect('{"valence": 0.5, "arousal": -0.25, "at": 3.2}')).toEqual({ valence: 0.5, arousal: -0.25 });
+    expect(toAffect('{"valence": 4, "arousal": -9}')).toEqual({ valence: 1, arousal: -1 });
+    for (const bad of [undefined, '', 'nope', '[]', '{"valence": "x", "arousal": 0}', 'null']) {
+      expect(toAffect(bad)).toBeNull();
+    }
   });
 });
