@@ -18,6 +18,7 @@ The screenshot lands in test-artifacts/widget.png.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import os
 import shutil
@@ -227,6 +228,63 @@ def _check_common(result: dict[str, Any]) -> None:
     assert checks.get("disconnected") is True
 
 
+# --- the face alone: presets, a valence–arousal glide, listening, visemes ---------------------
+
+
+def _images(files: list[str]) -> list[bytes]:
+    return [Path(f).read_bytes() for f in files]
+
+
+async def test_face_gallery_glide_listening_and_visemes(
+    token_service: TokenService, artifacts_dir: Path
+) -> None:
+    """The idle widget's face, driven as an agent drives it (no room): a screenshot per preset
+    and per step of a happy → calm glide (artifacts/face/), nods only while the user speaks and
+    never with reduced motion, visemes that follow the words and close in a silence."""
+    gallery = artifacts_dir / "face"
+    run = await BrowserRun.start(**_base_config(token_service, artifacts_dir, gallery=str(gallery)))
+    try:
+        result = await run.until("result", timeout=BROWSER_TIMEOUT_S)
+    finally:
+        await run.kill()
+    assert result.get("ok"), _describe(result)
+    checks = result["checks"]
+
+    # every preset its own picture
+    shots = _images([p["file"] for p in checks["presets"]])
+    assert len(shots) == 8 and len(set(shots)) == 8, checks["presets"]
+    assert all(p["expression"].endswith(p["emotion"]) for p in checks["presets"])
+    # the glide: the face's smile eases down with the point, each step its own picture
+    smiles = [g["smile"] for g in checks["glide"]]
+    assert all(a > b for a, b in itertools.pairwise(smiles)), smiles
+    assert len(set(_images([g["file"] for g in checks["glide"]]))) == 5
+    # one jump across the plane is shown as a glide: several steps, none of them most of the way
+    jump = checks["jump"]
+    steps = [abs(b - a) for a, b in itertools.pairwise(jump)]
+    assert jump[0] - jump[-1] > 0.8 and max(steps) < 0.5 * (jump[0] - jump[-1]), jump
+
+    # listening: the user is loud, the face nods (and says mm-hm with its brows)
+    listening = checks["listening"]
+    assert all(s["user"] for s in listening[5:])
+    assert max(s["dy"] for s in listening) > 1.5, listening
+    # reduced motion: no nods, no sway
+    assert all(s["dy"] == 0 and s["rot"] == 0 for s in checks["listeningReduced"])
+    # idle: it sways (no nods)
+    idle = checks["idle"]
+    assert max(s["rot"] for s in idle) - min(s["rot"] for s in idle) > 0.05
+    assert not any(s["user"] for s in idle)
+
+    # visemes follow the words: several distinct shapes while the voice is loud
+    speech = checks["speech"]
+    voiced = [s for s in speech if s["t"] < 650]
+    assert len({s["viseme"] for s in voiced} - {"none"}) >= 3, voiced
+    assert len({round(s["width"], 2) for s in voiced}) >= 3
+    # and a 300 ms silence inside the speech closes the mouth, words or not: it is shut for
+    # the gap's second half (it eases shut over the first: no snap)
+    gap = [s for s in speech if 850 <= s["t"] < 1000]
+    assert gap and gap[-1]["open"] < 0.05 and min(s["open"] for s in gap) < 0.04, gap
+
+
 # --- the fake agent: a Python participant with the attributes and streams of an agent ---------
 
 
@@ -359,6 +417,8 @@ async def test_widget_with_fake_agent(
     assert agent_lines[0]["text"] == "Two plus two is four. Well done, that is exactly right!"
     assert agent_lines[0]["who"] == "Fake tutor"
     assert checks["mouth"]["max"] >= 0.3, checks["mouth"]
+    # the agent's words, as they arrived, shaped the mouth (visemes from the caption stream)
+    assert len(set(checks["mouth"]["visemes"]) - {"none"}) >= 3, checks["mouth"]
     assert checks["expression"].endswith("happy")
     assert "speaking" in result["states"], result["states"]
     assert (artifacts_dir / "widget.png").stat().st_size > 10_000

@@ -1,8 +1,16 @@
-// The expressive face: an SVG whose mouth follows the agent's loudness, whose expression
-// follows the agent's state and emotion, and which blinks so it never looks frozen.
+// The expressive face: an SVG whose mouth follows the agent's loudness shaped by visemes from
+// its words, whose expression follows the agent's state, emotion and valence–arousal point, and
+// which sways, nods while the user speaks, looks toward the pointer and blinks, so it never
+// looks frozen. A pure renderer: it shows what it is told.
 
 import { levelToOpenness, smoothMouth } from './audio-level';
 import type { Affect, Emotion, WidgetState } from './api';
+import { type Pose, STILL, gaze, poseAt } from './motion';
+import { LOUDNESS_ONLY, type MouthShape, SHAPES, VisemeTrack, blendShape } from './visemes';
+
+/** The user's microphone openness above which they count as speaking (about -45 dBFS). */
+const USER_SPEAKING = 0.15;
+const USER_HANGOVER_MS = 400; // a breath between words is still speaking
 
 const SVG_NS = 'http://www.w3.org/2000/svg';
 const TICK_MS = 33; // ~30 fps: plenty for a mouth, cheap, and runs in headless browsers too
@@ -177,6 +185,15 @@ export class Face {
   private target: Expression = this.current;
   private mouthOpen = 0;
   private levelSource: (() => number) | null = null;
+  private userLevelSource: (() => number) | null = null;
+  private readonly visemes = new VisemeTrack();
+  private shape: MouthShape = LOUDNESS_ONLY;
+  private userSpeakingSince: number | null = null;
+  private userLoudAt = -Infinity;
+  private reducedMotion = false;
+  private gazeTarget: { x: number; y: number } | null = null;
+  private pose: Pose = STILL;
+  private ticks = 0;
   private timer: ReturnType<typeof setInterval> | null = null;
   private last = 0;
   private blinkAt = 0;
@@ -206,6 +223,28 @@ export class Face {
   /** Where loudness comes from (the agent's audio meter), or null while there is none. */
   setLevelSource(source: (() => number) | null): void {
     this.levelSource = source;
+  }
+
+  /** Where the user's microphone loudness comes from, for listening nods. */
+  setUserLevelSource(source: (() => number) | null): void {
+    this.userLevelSource = source;
+    if (!source) this.userSpeakingSince = null;
+  }
+
+  /** Agent words as they are heard (aligned captions): they shape the mouth. */
+  heard(text: string): void {
+    this.visemes.push(text, performance.now());
+  }
+
+  /** `prefers-reduced-motion`: no sway, no nods (blinks and the mouth stay). */
+  setReducedMotion(reduced: boolean): void {
+    this.reducedMotion = reduced;
+    this.element.dataset.reducedMotion = String(reduced);
+  }
+
+  /** A point to look toward, relative to the face's centre in face widths; null: the viewer. */
+  lookAt(target: { x: number; y: number } | null): void {
+    this.gazeTarget = target;
   }
 
   setState(state: WidgetState): void {
@@ -238,6 +277,7 @@ export class Face {
 
   private retarget(): void {
     this.target = expressionFor(this.state, this.emotion, this.affect);
+    this.element.dataset.settled = 'false'; // until the next ticks glide there
     this.element.dataset.expression = `${this.state} ${this.emotion}`;
     const p = this.affect ?? EMOTION_POINTS[this.emotion];
     this.element.dataset.affect = `${p.valence.toFixed(2)} ${p.arousal.toFixed(2)}`;
@@ -255,12 +295,24 @@ export class Face {
       level = 0; // the track went away between two ticks
     }
     this.mouthOpen = smoothMouth(this.mouthOpen, levelToOpenness(level), dt);
+    const viseme = this.visemes.at(now);
+    this.shape = blendShape(this.shape, viseme ? SHAPES[viseme] : LOUDNESS_ONLY, dt);
+    this.element.dataset.viseme = viseme ?? 'none';
+    this.trackUser(now);
+    const nodding = this.state === 'listening' ? this.userSpeakingSince : null;
+    this.pose = poseAt(now, { userSpeakingSince: nodding, reducedMotion: this.reducedMotion });
+    this.element.dataset.pose = `${this.pose.dy.toFixed(2)} ${this.pose.rot.toFixed(2)} ${this.pose.brow.toFixed(2)}`;
+    this.element.dataset.userSpeaking = String(this.userSpeakingSince !== null);
+    this.element.dataset.tick = String(++this.ticks); // lets a test wait for the next frame
     const k = 1 - Math.exp(-dt / 120); // expressions glide over ~a third of a second
     const next = { ...this.current };
+    let gap = 0;
     for (const key of Object.keys(next) as (keyof Expression)[]) {
       next[key] = lerp(this.current[key], this.target[key], k);
+      gap = Math.max(gap, Math.abs(next[key] - this.target[key]));
     }
     this.current = next;
+    this.element.dataset.settled = String(gap < 0.01); // the expression reached its target
     if (now >= this.nextBlink) {
       this.blinkAt = now;
       // Irregular gaps look alive; now and then a double blink.
@@ -269,8 +321,33 @@ export class Face {
     this.render(now);
   }
 
+  private trackUser(now: number): void {
+    let level = 0;
+    try {
+      level = this.userLevelSource ? this.userLevelSource() : 0;
+    } catch {
+      level = 0;
+    }
+    if (levelToOpenness(level) > USER_SPEAKING) {
+      this.userLoudAt = now;
+      this.userSpeakingSince ??= now;
+    } else if (now - this.userLoudAt > USER_HANGOVER_MS) {
+      this.userSpeakingSince = null;
+    }
+  }
+
   private render(now: number): void {
-    const e = this.current;
+    const c = this.current;
+    const g = gaze(this.gazeTarget);
+    const p = this.pose;
+    const e: Expression = {
+      ...c,
+      lookX: c.lookX + g.x,
+      lookY: c.lookY + g.y,
+      browLiftL: c.browLiftL + p.brow,
+      browLiftR: c.browLiftR + p.brow,
+      smile: c.smile + p.smile,
+    };
     const eyeScale = Math.max(0.06, e.eyeOpen * blinkFactor(now, this.blinkAt));
     this.eyes.forEach((eye, i) => {
       const x = (i === 0 ? 70 : 130) + e.lookX;
@@ -292,9 +369,16 @@ export class Face {
       brow.setAttribute('d', `M${x1} ${y1.toFixed(1)} Q${x} ${(Math.min(y1, y2) - 4).toFixed(1)} ${x2} ${y2.toFixed(1)}`);
     });
     for (const cheek of this.cheeks) cheek.setAttribute('opacity', e.blush.toFixed(2));
-    const open = Math.min(1, Math.max(this.mouthOpen, e.restOpen));
-    this.mouth.setAttribute('d', mouthPath(open, e.smile * (1 - open * 0.6), e.mouthWidth));
-    this.head.setAttribute('transform', `rotate(${e.tilt.toFixed(2)} 100 110)`);
+    // loudness opens the mouth (silence closes it); the viseme scales and widens it
+    const open = Math.min(1, Math.max(this.mouthOpen * this.shape.open, e.restOpen));
+    const width = e.mouthWidth * this.shape.width;
+    this.mouth.setAttribute('d', mouthPath(open, e.smile * (1 - open * 0.6), width));
+    this.head.setAttribute(
+      'transform',
+      `translate(0 ${p.dy.toFixed(2)}) rotate(${(e.tilt + p.rot).toFixed(2)} 100 110)`,
+    );
     this.element.setAttribute('data-mouth-open', this.mouthOpen.toFixed(3));
+    this.element.setAttribute('data-mouth', `${open.toFixed(3)} ${width.toFixed(3)}`);
+    this.element.dataset.smile = e.smile.toFixed(3);
   }
 }

@@ -4,6 +4,7 @@
 //           data-subject="maths" data-level="beginner" [data-target="#where"]></script>
 
 import type { WidgetOptions } from './api';
+import { Face } from './face';
 import { Widget } from './widget';
 
 declare const __WIDGET_VERSION__: string;
@@ -14,6 +15,8 @@ export interface KyutaiWidgetApi {
   mount(target: Element | string, options?: WidgetOptions): Widget;
   /** Every widget mounted on this page, in mounting order. */
   instances: Widget[];
+  /** The face alone, for a front end that drives it from its own state (README, "The face"). */
+  Face: typeof Face;
 }
 
 declare global {
@@ -50,7 +53,7 @@ export function optionsFromDataset(data: DOMStringMap): WidgetOptions {
   return options;
 }
 
-const api: KyutaiWidgetApi = window.KyutaiWidget ?? { version: __WIDGET_VERSION__, mount, instances: [] };
+const api: KyutaiWidgetApi = window.KyutaiWidget ?? { version: __WIDGET_VERSION__, mount, instances: [], Face };
 window.KyutaiWidget = api;
 
 function autoMount(script: HTMLScriptElement): void {

@@ -89,7 +89,8 @@ export class Widget {
   private readonly emptyEl: HTMLElement;
   private readonly announcer: HTMLElement;
   private readonly captionEls = new Map<string, HTMLLIElement>();
-  private readonly face = new Face();
+  /** The widget drives it while connected; a host may show its states while idle (a gallery). */
+  readonly face = new Face();
   private readonly emitter = new Emitter();
   private readonly captions = new CaptionLog();
 
@@ -100,6 +101,8 @@ export class Widget {
   private mic: LocalAudioTrack | null = null;
   private audioContext: AudioContext | null = null;
   private meter: { sid: string; meter: AudioLevelMeter } | null = null;
+  private userMeter: AudioLevelMeter | null = null;
+  private readonly lifeCleanup: (() => void)[] = [];
   private readonly audioEls = new Map<string, HTMLMediaElement>();
   private agent: RemoteParticipant | null = null;
   private attempt = 0; // bumped by every connect/disconnect: stale async steps bail out
@@ -145,7 +148,31 @@ export class Widget {
 
     this.applyTitle();
     this.setState('idle');
+    this.startLife();
     this.face.start();
+  }
+
+  /** Reduced motion from the system setting, gaze toward the pointer. */
+  private startLife(): void {
+    const media = window.matchMedia?.('(prefers-reduced-motion: reduce)');
+    if (media) {
+      const apply = () => this.face.setReducedMotion(media.matches);
+      apply();
+      media.addEventListener?.('change', apply);
+      this.lifeCleanup.push(() => media.removeEventListener?.('change', apply));
+    }
+    const onMove = (ev: PointerEvent) => {
+      const r = this.face.element.getBoundingClientRect();
+      if (!r.width) return;
+      this.face.lookAt({ x: (ev.clientX - (r.left + r.width / 2)) / r.width, y: (ev.clientY - (r.top + r.height / 2)) / r.height });
+    };
+    const onLeave = () => this.face.lookAt(null);
+    document.addEventListener('pointermove', onMove);
+    document.documentElement.addEventListener('pointerleave', onLeave);
+    this.lifeCleanup.push(() => {
+      document.removeEventListener('pointermove', onMove);
+      document.documentElement.removeEventListener('pointerleave', onLeave);
+    });
   }
 
   // --- public API ------------------------------------------------------------------------
@@ -203,6 +230,7 @@ export class Widget {
   async destroy(): Promise<void> {
     await this.disconnect();
     this.face.stop();
+    for (const undo of this.lifeCleanup.splice(0)) undo();
     this.host.remove();
   }
 
@@ -246,6 +274,7 @@ export class Widget {
     }
     if (attempt !== this.attempt) return;
     await room.localParticipant.publishTrack(mic, { source: Track.Source.Microphone });
+    this.attachUserMeter(mic);
     void room.startAudio().catch(() => undefined);
     if (attempt !== this.attempt) return;
 
@@ -379,6 +408,9 @@ export class Widget {
     this.dropMeter();
     for (const el of this.audioEls.values()) el.remove();
     this.audioEls.clear();
+    this.userMeter?.dispose();
+    this.userMeter = null;
+    this.face.setUserLevelSource(null);
     this.mic?.stop();
     this.mic = null;
     this.muteBtn.hidden = true;
@@ -456,6 +488,19 @@ export class Widget {
     }
   }
 
+  /** The user's loudness, for the face's listening nods; nothing leaves the browser. */
+  private attachUserMeter(mic: LocalAudioTrack): void {
+    const ctx = this.audioContext;
+    if (!ctx) return;
+    try {
+      const meter = new AudioLevelMeter(ctx, mic.mediaStreamTrack);
+      this.userMeter = meter;
+      this.face.setUserLevelSource(() => (mic.isMuted ? 0 : meter.level()));
+    } catch (err) {
+      console.warn('[kyutai-widget] no microphone level for the face', err);
+    }
+  }
+
   private dropMeter(): void {
     this.meter?.meter.dispose();
     this.meter = null;
@@ -483,6 +528,8 @@ export class Widget {
         if (room !== this.room) return;
         const caption = this.captions.append(streamId, chunk);
         if (caption) this.publishCaption(caption);
+        // the agent's words arrive as they are played: they shape the mouth
+        if (speaker !== 'user') this.face.heard(chunk);
       }
     } catch (err) {
       console.warn('[kyutai-widget] transcription stream failed', err);

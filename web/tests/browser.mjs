@@ -26,6 +26,7 @@ const config = {
   expectLine: false, // every tutor is busy: the widget shows its place in line first
   expectCard: false, // a tool card (duplex mode) is shown
   lineScreenshot: null, // where to save a screenshot of that
+  gallery: null, // a folder: drive the idle widget's face through its states, no room
   timeoutMs: 60_000,
   ...JSON.parse(process.argv[2] ?? '{}'),
 };
@@ -61,6 +62,117 @@ const probe = () => {
     captions,
   };
 };
+
+// The face alone (the idle widget's), driven as an agent would: presets, a valence–arousal
+// glide, listening nods with and without reduced motion, visemes with a silent gap. Waits on
+// the face's own `data-settled` and on sample counts, never on fixed sleeps.
+async function faceGallery(page, dir, checks) {
+  mkdirSync(dir, { recursive: true });
+  const face = page.locator('.kw-face');
+  const drive = (fn, arg) =>
+    page.evaluate(
+      ([src, a]) => new Function('face', 'arg', src)(window.KyutaiWidget.instances[0].face, a),
+      [fn, arg],
+    );
+  const settled = () =>
+    page.waitForFunction(() => {
+      const el = document.querySelector('.kyutai-widget').shadowRoot.querySelector('.kw-face');
+      return el.dataset.settled === 'true';
+    }, undefined, { timeout: 10_000, polling: 50 });
+  // Samples of the face's data attributes, ~30 Hz: start, then collect once `n` are in.
+  const startSampling = () =>
+    page.evaluate(() => {
+      const el = document.querySelector('.kyutai-widget').shadowRoot.querySelector('.kw-face');
+      window.__kwSamples = [];
+      window.__kwSampler = setInterval(() => {
+        const [open, width] = (el.getAttribute('data-mouth') ?? '0 1').split(' ').map(Number);
+        const [dy, rot, brow] = (el.dataset.pose ?? '0 0 0').split(' ').map(Number);
+        window.__kwSamples.push({
+          t: performance.now(), viseme: el.dataset.viseme, open, width, dy, rot, brow,
+          smile: Number(el.dataset.smile), loud: Number(el.getAttribute('data-mouth-open')),
+          user: el.dataset.userSpeaking === 'true',
+        });
+      }, 33);
+    });
+  const collect = async (n) => {
+    await page.waitForFunction((k) => window.__kwSamples.length >= k, n, { timeout: 15_000, polling: 50 });
+    return page.evaluate(() => {
+      clearInterval(window.__kwSampler);
+      return window.__kwSamples;
+    });
+  };
+  const sample = async (n) => {
+    await startSampling();
+    return collect(n);
+  };
+
+  // The system setting, as the widget hears of it (a media query change event).
+  const reducedMotion = async (reduce) => {
+    await page.emulateMedia({ reducedMotion: reduce ? 'reduce' : 'no-preference' });
+    const tick = await page.waitForFunction((r) => {
+      const el = document.querySelector('.kyutai-widget').shadowRoot.querySelector('.kw-face');
+      return el.dataset.reducedMotion === String(r) && Number(el.dataset.tick);
+    }, reduce, { timeout: 5_000, polling: 20 });
+    // the next frame's pose reflects it
+    await page.waitForFunction((t) => {
+      const el = document.querySelector('.kyutai-widget').shadowRoot.querySelector('.kw-face');
+      return Number(el.dataset.tick) > t;
+    }, await tick.jsonValue(), { timeout: 5_000, polling: 20 });
+  };
+
+  // Stills without sway for the pictures; nods and sway are checked further down.
+  await reducedMotion(true);
+  const presets = ['neutral', 'happy', 'sad', 'angry', 'afraid', 'surprised', 'disgusted', 'thinking'];
+  checks.presets = [];
+  for (const p of presets) {
+    await drive('face.setState("speaking"); face.setAffect(null); face.setEmotion(arg);', p);
+    await settled();
+    const file = join(dir, `face-${p}.png`);
+    await face.screenshot({ path: file });
+    checks.presets.push({ emotion: p, file, expression: await face.getAttribute('data-expression') });
+  }
+
+  // happy -> calm: the point slides down the arousal axis, the face with it
+  checks.glide = [];
+  for (let i = 0; i <= 4; i++) {
+    const point = { valence: 0.75 - 0.075 * i, arousal: 0.45 - 0.225 * i };
+    await drive('face.setEmotion("happy"); face.setAffect(arg);', point);
+    await settled();
+    const file = join(dir, `face-glide-${i}.png`);
+    await face.screenshot({ path: file });
+    checks.glide.push({ point, file, affect: await face.getAttribute('data-affect'), smile: Number(await face.getAttribute('data-smile')) });
+  }
+  // one jump on the plane (happy -> sad) is a glide on the face: many small steps
+  await drive('face.setEmotion("happy"); face.setAffect({ valence: 0.75, arousal: 0.45 });');
+  await settled();
+  await startSampling();
+  await drive('face.setEmotion("sad"); face.setAffect({ valence: -0.65, arousal: -0.45 });');
+  const jump = await collect(20);
+  checks.jump = jump.map((s) => s.smile);
+
+  // listening: a loud microphone while the agent listens -> nods; reduced motion -> none
+  await reducedMotion(false);
+  await drive('face.setAffect(null); face.setEmotion("neutral"); face.setState("listening"); face.setUserLevelSource(() => 0.05);');
+  checks.listening = await sample(60);
+  await reducedMotion(true);
+  checks.listeningReduced = await sample(45);
+  await reducedMotion(false);
+  await drive('face.setUserLevelSource(null); face.setState("idle");');
+  checks.idle = await sample(45);
+
+  // visemes: words heard while the voice is loud, then a 300 ms silence inside the speech
+  await startSampling();
+  await drive(`
+    face.setState("speaking");
+    const t0 = performance.now();
+    face.setLevelSource(() => { const t = performance.now() - t0; return t > 700 && t < 1000 ? 0 : 0.1; });
+    face.heard("Two plus two is four, well done, map that");
+    window.__kwT0 = t0;`);
+  const speech = await collect(50);
+  const t0 = await page.evaluate(() => window.__kwT0);
+  checks.speech = speech.map((s) => ({ ...s, t: s.t - t0 }));
+  await drive('face.setLevelSource(null); face.setState("idle");');
+}
 
 async function main() {
   const result = { ok: false, checks: {}, states: [], mouthSamples: [] };
@@ -113,6 +225,11 @@ async function main() {
     await page.waitForSelector('body[data-ready="true"]', { timeout: 15_000 });
     const first = await snapshot();
     if (first.state !== 'idle' || first.rootState !== 'idle') throw new Error(`widget not idle at load: ${JSON.stringify(first)}`);
+    if (config.gallery) {
+      await faceGallery(page, config.gallery, result.checks);
+      result.ok = true;
+      return;
+    }
 
     // Phone-sized screen: nothing may stick out sideways.
     const overflow = await page.evaluate(() => ({
@@ -167,8 +284,12 @@ async function main() {
     // Sample the mouth continuously from now on (the page's own clock, ~20 Hz).
     await page.evaluate(() => {
       window.__kwMouth = [];
+      window.__kwVisemes = [];
       const face = document.querySelector('.kyutai-widget').shadowRoot.querySelector('.kw-face');
-      setInterval(() => window.__kwMouth.push(Number(face.getAttribute('data-mouth-open'))), 50);
+      setInterval(() => {
+        window.__kwMouth.push(Number(face.getAttribute('data-mouth-open')));
+        window.__kwVisemes.push(face.dataset.viseme ?? 'none');
+      }, 50);
     });
 
     if (config.expectLine) {
@@ -201,14 +322,17 @@ async function main() {
       result.checks.expression = s.expression;
     }
     if (config.expectMouth) {
-      // Moving = opened wide at least once AND took many different values (not stuck open).
+      // Moving = opened wide at least once AND took many different values (not stuck open),
+      // in at least three viseme shapes from the words.
       await page.waitForFunction(() => {
         const m = window.__kwMouth;
-        return m.length > 20 && Math.max(...m) >= 0.3 && new Set(m.map((v) => v.toFixed(2))).size >= 8 && m.some((v) => v < 0.1);
+        const shapes = new Set(window.__kwVisemes.filter((v) => v !== 'none')).size;
+        return m.length > 20 && Math.max(...m) >= 0.3 && new Set(m.map((v) => v.toFixed(2))).size >= 8 && m.some((v) => v < 0.1) && shapes >= 3;
       }, undefined, { timeout: left(), polling: 100 });
       const samples = await page.evaluate(() => window.__kwMouth);
       result.mouthSamples = samples.filter((_, i) => i % 4 === 0).slice(-120);
-      result.checks.mouth = { max: Math.max(...samples), distinct: new Set(samples.map((v) => v.toFixed(2))).size, n: samples.length };
+      const visemes = await page.evaluate(() => [...new Set(window.__kwVisemes)]);
+      result.checks.mouth = { max: Math.max(...samples), distinct: new Set(samples.map((v) => v.toFixed(2))).size, n: samples.length, visemes };
     }
 
     if (config.screenshot) {

@@ -30,7 +30,7 @@ from agent.face.publisher import AFFECT_ATTRIBUTE, EMOTION_ATTRIBUTE, FacePublis
 def test_scripted_replies_read_as_their_emotion(text: str, label: str) -> None:
     r = read(text)
     assert max(r.votes, key=lambda k: r.votes[k]) == label
-    v, a = POINTS[label]  # type: ignore[index]
+    v, _a = POINTS[label]  # type: ignore[index]
     assert (r.valence > 0) == (v > 0) or v == 0
     assert r.evidence >= 1
 
