@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from livekit import rtc
 
 from harness.characters import write_duplex_characters
 from harness.dispatcher import start_dispatcher
@@ -382,6 +383,7 @@ async def test_widget_with_fake_agent(
             expectCaptions=True,
             expectMouth=True,
             expectEmotion="happy",
+            camera=True,
         )
     )
     stop = asyncio.Event()
@@ -391,6 +393,12 @@ async def test_widget_with_fake_agent(
         assert connected["room"].startswith("room-"), connected
         fake = await fake_agent_factory(connected["room"])
         agent_task = asyncio.create_task(_play_fake_agent(fake, connected["identity"], stop))
+        # the eyes follow the camera, and no frame of it reaches the room
+        camera = await run.until("camera", timeout=BROWSER_TIMEOUT_S)
+        assert camera["pressed"] == "true" and camera["gaze"] != "0.00 0.00", camera
+        widget_user = fake.room.remote_participants[connected["identity"]]
+        kinds = {p.kind for p in widget_user.track_publications.values()}
+        assert kinds == {rtc.TrackKind.KIND_AUDIO}, kinds
         result_wait = asyncio.create_task(run.until("result", timeout=BROWSER_TIMEOUT_S))
         done, _ = await asyncio.wait(
             {result_wait, agent_task},

@@ -64,6 +64,9 @@ export interface WidgetOptions extends TokenRequest {
   title?: string;
   /** How the agent is labelled in captions until it tells its own name. */
   agentLabel?: string;
+  /** Offer a "Follow me" button: the face's eyes follow the user through the camera, which is
+   * only opened when the user presses it; no frame leaves the browser. Off by default. */
+  camera?: boolean;
 }
 
 export interface ConnectedInfo {

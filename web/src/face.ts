@@ -339,6 +339,7 @@ export class Face {
   private render(now: number): void {
     const c = this.current;
     const g = gaze(this.gazeTarget);
+    this.element.dataset.gaze = `${g.x.toFixed(2)} ${g.y.toFixed(2)}`;
     const p = this.pose;
     const e: Expression = {
       ...c,

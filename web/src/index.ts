@@ -50,6 +50,7 @@ export function optionsFromDataset(data: DOMStringMap): WidgetOptions {
     const value = data[key]?.trim();
     if (value) options[key] = value;
   }
+  if (data.camera?.trim() === 'true') options.camera = true;
   return options;
 }
 

@@ -29,6 +29,7 @@ import {
   type WidgetState,
 } from './api';
 import { AudioLevelMeter } from './audio-level';
+import { CameraGaze } from './camera-gaze';
 import { CaptionLog, TOPIC_TRANSCRIPTION, speakerOf, type Caption } from './captions';
 import { ATTR_ERROR, TOPIC_TOOL, parseToolCard, type ToolCard } from './cards';
 import { Face } from './face';
@@ -85,6 +86,8 @@ export class Widget {
   private readonly messageEl: HTMLElement;
   private readonly connectBtn: HTMLButtonElement;
   private readonly muteBtn: HTMLButtonElement;
+  private readonly cameraBtn: HTMLButtonElement;
+  private readonly cameraGaze = new CameraGaze((target) => this.face.lookAt(target));
   private readonly captionList: HTMLOListElement;
   private readonly emptyEl: HTMLElement;
   private readonly announcer: HTMLElement;
@@ -136,6 +139,17 @@ export class Widget {
     );
     this.muteBtn.hidden = true;
     this.muteBtn.addEventListener('click', () => void this.toggleMute());
+    this.cameraBtn = h(
+      'button',
+      {
+        class: 'kw-button kw-secondary kw-camera',
+        text: 'Follow me',
+        attrs: { type: 'button', 'aria-pressed': 'false', title: 'The face looks at you through your camera. The picture never leaves this browser.' },
+      },
+      controls,
+    );
+    this.cameraBtn.hidden = !this.options.camera;
+    this.cameraBtn.addEventListener('click', () => void this.toggleCamera());
 
     const captionsSection = h('section', { class: 'kw-captions', attrs: { 'aria-label': 'Captions' } }, this.root);
     h('h2', { class: 'kw-captions-title', text: 'Captions' }, captionsSection);
@@ -162,6 +176,7 @@ export class Widget {
       this.lifeCleanup.push(() => media.removeEventListener?.('change', apply));
     }
     const onMove = (ev: PointerEvent) => {
+      if (this.cameraGaze.active) return; // the camera leads while it is on
       const r = this.face.element.getBoundingClientRect();
       if (!r.width) return;
       this.face.lookAt({ x: (ev.clientX - (r.left + r.width / 2)) / r.width, y: (ev.clientY - (r.top + r.height / 2)) / r.height });
@@ -194,6 +209,8 @@ export class Widget {
   setOptions(options: Partial<WidgetOptions>): void {
     this.options = { ...this.options, ...options };
     this.applyTitle();
+    this.cameraBtn.hidden = !this.options.camera;
+    if (!this.options.camera) this.stopCamera();
   }
 
   getCaptions(): Caption[] {
@@ -408,6 +425,7 @@ export class Widget {
     this.dropMeter();
     for (const el of this.audioEls.values()) el.remove();
     this.audioEls.clear();
+    this.stopCamera(); // the camera is never left open behind the user's back
     this.userMeter?.dispose();
     this.userMeter = null;
     this.face.setUserLevelSource(null);
@@ -584,6 +602,32 @@ export class Widget {
     void this.room?.startAudio().catch(() => undefined);
     if (this.state === 'idle' || this.state === 'error') void this.connect();
     else void this.disconnect();
+  }
+
+  private async toggleCamera(): Promise<void> {
+    if (this.cameraGaze.active) {
+      this.cameraGaze.stop();
+    } else {
+      try {
+        this.face.lookAt(null); // from the pointer's last place to the camera's first
+        await this.cameraGaze.start();
+        this.showMessage('The face follows you through your camera; the picture never leaves this browser.', 'info');
+      } catch (err) {
+        this.cameraGaze.stop();
+        this.showMessage(`The camera is not available (${(err as Error)?.message ?? err}); the face follows the pointer.`, 'info');
+      }
+    }
+    this.showCameraState();
+  }
+
+  private stopCamera(): void {
+    this.cameraGaze.stop();
+    this.showCameraState();
+  }
+
+  private showCameraState(): void {
+    this.cameraBtn.setAttribute('aria-pressed', String(this.cameraGaze.active));
+    this.cameraBtn.textContent = this.cameraGaze.active ? 'Stop following' : 'Follow me';
   }
 
   private async toggleMute(): Promise<void> {

@@ -27,6 +27,7 @@ const config = {
   expectCard: false, // a tool card (duplex mode) is shown
   lineScreenshot: null, // where to save a screenshot of that
   gallery: null, // a folder: drive the idle widget's face through its states, no room
+  camera: false, // once the agent is there, turn on "Follow me": the eyes follow the fake camera
   timeoutMs: 60_000,
   ...JSON.parse(process.argv[2] ?? '{}'),
 };
@@ -197,7 +198,7 @@ async function main() {
     headless: true,
     args,
     viewport: config.viewport,
-    permissions: config.denyMicrophone ? [] : ['microphone'],
+    permissions: config.denyMicrophone ? [] : ['microphone', 'camera'],
   });
   const page = context.pages()[0] ?? (await context.newPage());
   page.on('console', (m) => {
@@ -306,6 +307,20 @@ async function main() {
       const s = await waitFor('the agent (lk.agent.state)', (x) => ['initializing', 'listening', 'thinking', 'speaking'].includes(x.state));
       result.checks.agentState = s.state;
       await waitFor('the agent to be ready', (x) => ['listening', 'thinking', 'speaking'].includes(x.state));
+    }
+    if (config.camera) {
+      // Chromium's fake camera shows a moving picture: the eyes must leave the centre
+      await page.evaluate(() => window.KyutaiWidget.instances[0].setOptions({ camera: true }));
+      // a click without moving the pointer: the gaze seen next is the camera's, not the mouse's
+      await page.locator('.kw-camera').dispatchEvent('click');
+      const gazeOf = () =>
+        page.evaluate(() => document.querySelector('.kyutai-widget').shadowRoot.querySelector('.kw-face').dataset.gaze ?? '0.00 0.00');
+      await page.waitForFunction(() => {
+        const el = document.querySelector('.kyutai-widget').shadowRoot.querySelector('.kw-face');
+        return (el.dataset.gaze ?? '0.00 0.00') !== '0.00 0.00';
+      }, undefined, { timeout: left(), polling: 50 });
+      result.checks.camera = { gaze: await gazeOf(), pressed: await page.locator('.kw-camera').getAttribute('aria-pressed') };
+      emit('camera', result.checks.camera);
     }
     if (config.expectCaptions) {
       const s = await waitFor('final captions of both sides', (x) =>
