@@ -161,7 +161,7 @@ async def entrypoint(ctx: JobContext) -> None:
     ctx.add_shutdown_callback(face.close)
     if choice.character.duplex:
         session = build_duplex_session(ctx.proc, settings, choice)
-        agent: Agent = build_duplex_agent(choice, face)
+        agent: Agent = build_duplex_agent(choice)
     else:
         turns = await _turn_mode(ctx.proc, settings)
         interruptions = Interruptions.from_settings(
@@ -178,7 +178,6 @@ async def entrypoint(ctx: JobContext) -> None:
         recording=recording,
         duplex=choice.character.duplex,
     ).attach()
-    face.follow_user(session)
     if choice.character.duplex:
         # Moshi calls no tools: the words heard do, and the results go to the room
         DuplexTools(session, ctx.room, IntentWatcher(choice.character.intents)).attach()
@@ -191,3 +190,5 @@ async def entrypoint(ctx: JobContext) -> None:
     )
     if interruptions is not None:
         interruptions.attach(session)
+    # the face reads the words as they are played: the room's outputs exist from here
+    face.follow(session)

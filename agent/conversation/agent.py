@@ -10,8 +10,7 @@ from livekit.agents import Agent, APIError, ModelSettings, llm, stt
 from livekit.agents.llm.utils import ThinkingTokenFilter, strip_thinking_tokens
 
 from agent.conversation import history
-from agent.face.nodes import FaceAgent, ReplyCues
-from agent.face.publisher import FacePublisher
+from agent.face.publisher import FacePublisher, ReplyCues
 from agent.interruptions import Interruptions
 from agent.log import logger
 from agent.ops.metrics import ERRORS
@@ -83,7 +82,7 @@ class ConversationOptions:
     context_tokens: int
 
 
-class KyutaiAgent(FaceAgent):
+class KyutaiAgent(Agent):
     def __init__(
         self,
         *,

@@ -10,13 +10,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from livekit.agents import NOT_GIVEN, AgentSession, JobProcess, llm
+from livekit.agents import NOT_GIVEN, Agent, AgentSession, JobProcess, llm
 from livekit.agents.voice.agent_session import SessionConnectOptions
 from livekit.plugins import kyutai
 
 from agent.conversation.tools import SessionState, tools_for
-from agent.face.nodes import FaceAgent
-from agent.face.publisher import FacePublisher
 from agent.session import outage_options
 from agent.settings import AgentSettings
 from catalog.dispatch import RoomChoice
@@ -30,17 +28,15 @@ DUPLEX_TURN_HANDLING: dict[str, Any] = {
 }
 
 
-class DuplexAgent(FaceAgent):
-    """No instructions (Moshi reads no text) and no greeting: Moshi speaks first by itself.
-    The face reads Moshi's inner monologue as it is heard, as it reads the cascade's replies."""
+class DuplexAgent(Agent):
+    """No instructions (Moshi reads no text) and no greeting: Moshi speaks first by itself."""
 
-    def __init__(self, tools: list[llm.FunctionTool], face: FacePublisher | None = None) -> None:
+    def __init__(self, tools: list[llm.FunctionTool]) -> None:
         super().__init__(instructions="", tools=tools)  # type: ignore[arg-type]
-        self._face = face
 
 
-def build_duplex_agent(choice: RoomChoice, face: FacePublisher | None = None) -> DuplexAgent:
-    return DuplexAgent(tools_for(choice.character.tools), face)
+def build_duplex_agent(choice: RoomChoice) -> DuplexAgent:
+    return DuplexAgent(tools_for(choice.character.tools))
 
 
 def build_duplex_session(

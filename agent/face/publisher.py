@@ -1,8 +1,8 @@
 """Publishes the agent's affect to the room as participant attributes (the face contract).
 
-Fed with what the listener hears (the agent's transcription, sentence by sentence), the user's
-final transcripts, and the LLM's inline cues; the tracker decides what the face shows and
-rate-limits it, and this module only schedules and sends.
+Fed with what the listener hears (the agent's captions as the synchroniser releases them, read
+sentence by sentence), the user's final transcripts, and the LLM's inline cues; the tracker
+decides what the face shows and rate-limits it, and this module only schedules and sends.
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ from typing import Any
 from livekit.agents import AgentSession, UserInputTranscribedEvent
 
 from agent.face.affect import Affect, AffectTracker, Label
+from agent.face.cues import CueFilter
+from agent.interruptions import room_output
 from agent.log import logger
 
 EMOTION_ATTRIBUTE = "kyutai.emotion"
@@ -77,8 +79,10 @@ class FacePublisher:
         self._tracker.observe(text, "user")
         self._publish()
 
-    def follow_user(self, session: AgentSession[Any]) -> None:
-        """The user's final transcripts tint the face (empathy), in both modes."""
+    def follow(self, session: AgentSession[Any]) -> None:
+        """Once the session runs in the room: the agent's words as they are played, and the
+        user's final transcripts (empathy), in both modes."""
+        room_output.observe_heard_text(session, on_text=self.heard, on_flush=self.reply_ended)
 
         def on_transcribed(ev: UserInputTranscribedEvent) -> None:
             if ev.is_final and ev.transcript.strip():
@@ -128,3 +132,24 @@ class FacePublisher:
             await send()
 
         self._sending = asyncio.get_running_loop().create_task(chained())
+
+
+class ReplyCues:
+    """One LLM reply's cue filter: `strip` each text delta before speech, `flush` at the end;
+    the cues found wait for the reply's first words to be heard."""
+
+    def __init__(self, face: FacePublisher) -> None:
+        self._face = face
+        self._filter = CueFilter()
+        face.reply_started()
+
+    def strip(self, delta: str) -> str:
+        text, cues = self._filter.feed(delta)
+        for label in cues:
+            self._face.cue(label)
+        return text
+
+    def flush(self) -> str:
+        if self._filter.unknown:
+            logger.info("emotion cues with no face preset ignored: %s", self._filter.unknown)
+        return self._filter.flush()

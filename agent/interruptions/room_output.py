@@ -10,6 +10,11 @@ order (the queue drop first, then the observers):
 - observers hear about every pause and resume, whoever made it (`observe`): the fast barge-in
   gate needs to know when LiveKit takes over a pause it started.
 
+The agent's captions have the same kind of end: the transcript synchroniser releases each word
+to the room's transcription output as its audio plays. `observe_heard_text` wraps that last
+output, so the face reads the words when the listener hears them (not when the TTS aligns them,
+which can be seconds earlier).
+
 `patch(session, ...)` checks that the object still has what is patched and, if not, logs what
 is missing and leaves LiveKit's queue alone: a version bump has exactly one place to look.
 """
@@ -123,6 +128,45 @@ def patch(
     for on_pause, on_resume in observers:
         observe(sink, on_pause=on_pause, on_resume=on_resume)
     return sink
+
+
+def room_text_sink(session: Any) -> Any | None:
+    """The last output of the session's agent-transcription chain: it publishes what the
+    synchroniser releases, as it is played."""
+    output = session.output.transcription
+    while output is not None and getattr(output, "next_in_chain", None) is not None:
+        output = output.next_in_chain
+    return output
+
+
+def observe_heard_text(
+    session: Any, *, on_text: Callable[[str], None], on_flush: Callable[[], None]
+) -> bool:
+    """Call `on_text` with every agent caption delta as it is played, and `on_flush` at the end
+    of each segment; False (logged) when the session has no transcription output."""
+    sink = room_text_sink(session)
+    if sink is None:
+        logger.warning("no agent transcription output: the face reads no words")
+        return False
+    original_capture, original_flush = sink.capture_text, sink.flush
+
+    async def capture_text(text: str) -> None:
+        await original_capture(text)
+        _safely(on_text, text)
+
+    def flush() -> None:
+        original_flush()
+        _safely(on_flush)
+
+    sink.capture_text, sink.flush = capture_text, flush
+    return True
+
+
+def _safely(fn: Callable[..., None], *args: Any) -> None:
+    try:
+        fn(*args)
+    except Exception:  # an observer's bug must not cost the room its captions
+        logger.exception("transcription observer failed")
 
 
 def _installed_version() -> str:
