@@ -39,147 +39,29 @@ POINTS: dict[Label, tuple[float, float]] = {
     "thinking": (0.0, 0.15),
 }
 
-# Words that are evidence for a label, English and French (the catalogue's languages). Stems:
-# a word counts when it starts with one ("wonder" covers "wonderful").
-_WORDS: dict[Label, tuple[str, ...]] = {
-    "happy": (
-        "happy",
-        "glad",
-        "great",
-        "wonderful",
-        "fantastic",
-        "excellent",
-        "delight",
-        "love",
-        "lovely",
-        "awesome",
-        "congratulation",
-        "yay",
-        "hooray",
-        "brilliant",
-        "perfect",
-        "enjoy",
-        "fun",
-        "excit",
-        "well done",
-        "bravo",
-        "super",
-        "génial",
-        "content",
-        "heureu",
-        "ravi",
-        "magnifique",
-        "formidable",
-        "félicitation",
-        "parfait",
-        "chouette",
-        "joie",
-    ),
-    "sad": (
-        "sad",
-        "sorry",
-        "died",
-        "death",
-        "dead",
-        "passed away",
-        "mort",
-        "décéd",
-        "unfortunate",
-        "miss",
-        "lost",
-        "loss",
-        "lonely",
-        "cry",
-        "grief",
-        "heartbr",
-        "tough",
-        "hard time",
-        "painful",
-        "désolé",
-        "triste",
-        "dommage",
-        "malheureu",
-        "perdu",
-        "chagrin",
-        "peine",
-    ),
-    "angry": (
-        "angry",
-        "furious",
-        "outrag",
-        "unacceptable",
-        "annoy",
-        "hate",
-        "mad at",
-        "rage",
-        "infuriat",
-        "en colère",
-        "furieu",
-        "inacceptable",
-        "agaç",
-        "énerv",
-    ),
-    "afraid": (
-        "afraid",
-        "scare",
-        "fear",
-        "frighten",
-        "worr",
-        "nervous",
-        "anxi",
-        "terrif",
-        "danger",
-        "careful",
-        "peur",
-        "effray",
-        "inquiet",
-        "anxieu",
-        "danger",
-    ),
-    "surprised": (
-        "wow",
-        "whoa",
-        "surpris",
-        "amazing",
-        "incredible",
-        "unbelievable",
-        "really?",
-        "oh!",
-        "astonish",
-        "no way",
-        "incroyable",
-        "étonn",
-        "waouh",
-        "ça alors",
-    ),
-    "disgusted": (
-        "disgust",
-        "gross",
-        "yuck",
-        "eww",
-        "revolting",
-        "nasty",
-        "vile",
-        "dégoût",
-        "beurk",
-        "répugn",
-        "dégueu",
-    ),
-    "thinking": (
-        "hmm",
-        "let me think",
-        "let me see",
-        "perhaps",
-        "maybe",
-        "i wonder",
-        "consider",
-        "voyons",
-        "réfléch",
-        "peut-être",
-        "hum",
-    ),
+# Words that are evidence for a label, English and French (the catalogue's languages): whole
+# words, `*` a prefix ("delight*" covers "delighted"), `_` a space in a phrase.
+_LEXICON: dict[Label, str] = {
+    "happy": "happy glad great wonderful fantastic excellent delight* love lovely loved awesome "
+    "congratulation* yay hooray brilliant perfect enjoy* fun funny excited exciting well_done "
+    "bravo génial heureux heureuse ravi ravie magnifique formidable félicitation* parfait "
+    "chouette joie",
+    "sad": "sad sadly sorry died death dead passed_away unfortunate* miss missed lost loss lonely "
+    "cry crying cried grief heartbr* painful hard_time tough désolé désolée triste dommage "
+    "malheureu* perdu chagrin mort morte décédé*",
+    "angry": "angry furious outrag* unacceptable annoy* hate hated mad_at rage infuriat* "
+    "en_colère furieux furieuse inacceptable agaç* énerv*",
+    "afraid": "afraid scare* fear* frighten* worried worry worrying nervous anxious anxiety "
+    "terrif* danger dangerous peur effray* inquiet inquiète anxieux anxieuse",
+    "surprised": "wow whoa surpris* amazing incredible unbelievable astonish* no_way incroyable "
+    "étonn* waouh ça_alors",
+    "disgusted": "disgust* gross yuck eww revolting nasty vile dégoût* beurk répugn* dégueu*",
+    "thinking": "hmm let_me_think let_me_see perhaps maybe i_wonder voyons réfléch* peut-être hum",
 }
-_NEGATIONS = frozenset({"not", "no", "never", "n't", "hardly", "pas", "jamais", "plus", "ni"})
+_WORDS: dict[Label, tuple[str, ...]] = {
+    label: tuple(w.replace("_", " ") for w in words.split()) for label, words in _LEXICON.items()
+}
+_NEGATIONS = frozenset({"not", "no", "never", "hardly", "pas", "jamais", "ni"})
 _TOKEN = re.compile(r"[\w'’-]+[?!]?|[!?]", re.UNICODE)
 # How much one source's evidence counts: the agent's own words drive its face; the user's words
 # tint it (empathy: bad news makes it sad too); a cue from the LLM is taken as given.
@@ -210,11 +92,13 @@ def read(text: str) -> Reading:
     ar: list[float] = []
     for label, stems in _WORDS.items():
         for stem in stems:
-            if " " in stem or stem.endswith(("?", "!")):
-                hits = [m.start() for m in re.finditer(re.escape(stem), joined)]
-                positions = [joined[:h].count(" ") for h in hits]
+            if " " in stem:
+                pattern = rf"(?<![\w'-]){re.escape(stem)}(?![\w'-])"
+                positions = [joined[: m.start()].count(" ") for m in re.finditer(pattern, joined)]
+            elif stem.endswith("*"):
+                positions = [i for i, t in enumerate(tokens) if t.startswith(stem[:-1])]
             else:
-                positions = [i for i, t in enumerate(tokens) if t.startswith(stem)]
+                positions = [i for i, t in enumerate(tokens) if t.rstrip("?!") == stem]
             for pos in positions:
                 v, a = POINTS[label]
                 if any(t in _NEGATIONS or t.endswith("n't") for t in tokens[max(0, pos - 3) : pos]):

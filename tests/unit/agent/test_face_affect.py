@@ -35,8 +35,21 @@ def test_scripted_replies_read_as_their_emotion(text: str, label: str) -> None:
     assert r.evidence >= 1
 
 
-def test_plain_text_has_no_evidence_and_negation_votes_for_nothing() -> None:
-    assert read("The capital of France is Paris.").evidence == 0
+@pytest.mark.parametrize(
+    "text",
+    [
+        "The capital of France is Paris.",
+        "The deadline for the mission is Friday.",  # not "dead", not "miss"
+        "Two plus two is four.",
+        "A crystal of salt, and some ravioli.",  # not "cry", not "ravi"
+        "The human body has many functions.",  # not "hum", not "fun"
+    ],
+)
+def test_plain_text_has_no_evidence(text: str) -> None:
+    assert read(text).evidence == 0
+
+
+def test_negation_votes_for_nothing() -> None:
     negated = read("I am not happy about this.")
     assert negated.evidence == 0 and negated.valence < 0
 
