@@ -432,6 +432,33 @@ async def test_widget_with_fake_agent(
     assert (artifacts_dir / "widget.png").stat().st_size > 10_000
 
 
+async def test_the_face_nods_while_the_user_speaks_to_a_listening_agent(
+    token_service: TokenService, artifacts_dir: Path, fake_agent_factory: Any
+) -> None:
+    """Chromium's fake microphone speaks (after 3 s of silence, time for the fake agent to
+    listen); the widget measures it in the page and the face nods."""
+    wav = speech_wav("Let me tell you about my weekend, it was great.", lead_silence_s=3.0)
+    run = await BrowserRun.start(
+        **_base_config(
+            token_service,
+            artifacts_dir,
+            wav=str(wav),
+            screenshot=str(artifacts_dir / "widget-listening.png"),
+            expectListening=True,
+        )
+    )
+    try:
+        connected = await run.until("connected", timeout=60)
+        fake = await fake_agent_factory(connected["room"])
+        await fake.room.local_participant.set_attributes({"lk.agent.state": "listening"})
+        result = await run.until("result", timeout=BROWSER_TIMEOUT_S)
+    finally:
+        await run.kill()
+    _check_common(result)
+    listening = result["checks"]["listening"]
+    assert listening["userSpeaking"] > 0 and listening["maxNod"] > 1.5, listening
+
+
 # --- the real agent worker ----------------------------------------------------------------------
 
 

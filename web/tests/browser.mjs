@@ -28,6 +28,7 @@ const config = {
   lineScreenshot: null, // where to save a screenshot of that
   gallery: null, // a folder: drive the idle widget's face through its states, no room
   camera: false, // once the agent is there, turn on "Follow me": the eyes follow the fake camera
+  expectListening: false, // the face nods while the (fake) microphone speaks to a listening agent
   timeoutMs: 60_000,
   ...JSON.parse(process.argv[2] ?? '{}'),
 };
@@ -286,10 +287,13 @@ async function main() {
     await page.evaluate(() => {
       window.__kwMouth = [];
       window.__kwVisemes = [];
+      window.__kwNods = [];
       const face = document.querySelector('.kyutai-widget').shadowRoot.querySelector('.kw-face');
       setInterval(() => {
         window.__kwMouth.push(Number(face.getAttribute('data-mouth-open')));
         window.__kwVisemes.push(face.dataset.viseme ?? 'none');
+        const dy = Number((face.dataset.pose ?? '0').split(' ')[0]);
+        window.__kwNods.push({ user: face.dataset.userSpeaking === 'true', dy, expression: face.dataset.expression });
       }, 50);
     });
 
@@ -307,6 +311,17 @@ async function main() {
       const s = await waitFor('the agent (lk.agent.state)', (x) => ['initializing', 'listening', 'thinking', 'speaking'].includes(x.state));
       result.checks.agentState = s.state;
       await waitFor('the agent to be ready', (x) => ['listening', 'thinking', 'speaking'].includes(x.state));
+    }
+    if (config.expectListening) {
+      // the fake microphone's words, measured in the page, make the listening face nod
+      await page.waitForFunction(
+        () => window.__kwNods.some((n) => n.user && n.dy > 1.5 && n.expression.startsWith('listening')),
+        undefined,
+        { timeout: left(), polling: 100 },
+      );
+      const nods = await page.evaluate(() => window.__kwNods);
+      const heard = nods.filter((n) => n.user);
+      result.checks.listening = { samples: nods.length, userSpeaking: heard.length, maxNod: Math.max(...heard.map((n) => n.dy)) };
     }
     if (config.camera) {
       // Chromium's fake camera shows a moving picture: the eyes must leave the centre
