@@ -110,9 +110,10 @@ async def look_up_definition(context: RunContext[SessionState], term: str) -> st
     # except beside Moshi (a duplex model), who talks on by itself.
     if isinstance(context.session.llm, llm.RealtimeModel):
         await asyncio.sleep(LOOKUP_SECONDS)
-    else:
-        async with context.with_filler("Let me check my notes.", delay=0.5):
-            await asyncio.sleep(LOOKUP_SECONDS)
+        # the result is a card the user reads (and Moshi never sees): no advice to a model
+        return f"No course notes mention '{term}' yet."
+    async with context.with_filler("Let me check my notes.", delay=0.5):
+        await asyncio.sleep(LOOKUP_SECONDS)
     return f"No course notes mention '{term}'; explain it from your own knowledge, briefly."
 
 
