@@ -13,6 +13,11 @@ one the `moshi` character. Each round, for each mode in turn (so both see the sa
 - **talked over**: the user asks a question and, once the answer is heard, talks over it:
   from the onset of that speech to the arrival of the agent's last audible frame (followed by
   0.3 s of quiet). The cascade stops by the fast barge-in gate; Moshi stops by itself.
+  For Moshi the talk-over is split into hops from the worker's `moshi hop` log lines (one
+  monotonic clock on one machine): uplink (onset at the microphone → the voice reaches the
+  session), framing (→ its 80 ms frame is sent), Moshi (→ the first silent frame comes back:
+  the engine's phase wait, the model's reaction, two loopback hops) and playout (→ the last
+  audible frame reaches the listener: the room output's queue and the WebRTC downlink).
 
 Prints count, mean, p50, p90 and max side by side and their ratio; writes every sample to JSON.
 The tiny models stand for the real ones in timing only as far as their compute allows (a tiny
@@ -24,6 +29,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import re
 import time
 import uuid
 from pathlib import Path
@@ -47,6 +53,35 @@ PHRASES = (
 )
 OVER = "Wait, let me tell you something first, it is rather important."
 MODES = {"cascade": ("kyutai-cascade", ""), "duplex": ("kyutai-duplex", '{"character": "moshi"}')}
+HOPS = ("uplink", "framing", "moshi", "playout")
+_HOP_LINE = re.compile(r"moshi hop (\w+) at ([\d.]+) step (\d+)")
+
+
+def hop_times(log: str) -> list[tuple[str, float]]:
+    """The `moshi hop` lines of a worker log: (name, monotonic time), in order."""
+    return [(m[1], float(m[2])) for m in _HOP_LINE.finditer(log)]
+
+
+def split_talk_over(
+    hops: list[tuple[str, float]], onset: float, stop: float
+) -> dict[str, float] | None:
+    """A talk-over from the listener's onset to its stop, cut at the session's hops; None when
+    the log does not hold them all."""
+
+    def first(name: str, after: float) -> float | None:
+        return next((t for n, t in hops if n == name and t >= after), None)
+
+    heard = first("user_onset", onset - 0.05)
+    sent = first("onset_sent", heard) if heard is not None else None
+    quiet = first("moshi_quiet", sent) if sent is not None else None
+    if heard is None or sent is None or quiet is None or quiet > stop:
+        return None
+    return {
+        "uplink": heard - onset,
+        "framing": sent - heard,
+        "moshi": quiet - sent,
+        "playout": stop - quiet,
+    }
 
 
 async def joined(lk: LiveKitServer, mode: str) -> TestParticipant:
@@ -107,7 +142,9 @@ async def answers(lk: LiveKitServer, llm: StubLLM, mode: str) -> list[float | No
     return out
 
 
-async def talked_over(lk: LiveKitServer, llm: StubLLM, mode: str) -> float | None:
+async def talked_over(
+    lk: LiveKitServer, llm: StubLLM, mode: str, log: Path | None = None
+) -> tuple[float | None, dict[str, float] | None]:
     if mode == "cascade":
         llm.reset()
         llm.push(Reply(text="Hello there."), Reply(text=LONG_ANSWER), Reply(text="Sure."))
@@ -122,13 +159,30 @@ async def talked_over(lk: LiveKitServer, llm: StubLLM, mode: str) -> float | Non
         onset, _ = await user.say(speech_wav(OVER, lead_silence_s=0.0))
         latency = await user.agent_stop_after(onset)
         # negative: the answer was over before the user spoke, nothing was talked over
-        return None if latency is None or latency < 0 else latency
+        if latency is None or latency < 0:
+            return None, None
+        return latency, (await _hops_of(log, onset, onset + latency) if log else None)
     finally:
         await user.leave()
 
 
-async def run(lk: LiveKitServer, llm: StubLLM, rounds: int) -> dict[str, Any]:
+async def _hops_of(log: Path, onset: float, stop: float) -> dict[str, float] | None:
+    """The talk-over's hops, once the worker's log holds them (its job process forwards its
+    lines to the main process, which writes them a moment later)."""
+    deadline = time.monotonic() + 3.0
+    while True:
+        text = await asyncio.to_thread(log.read_text, errors="replace")
+        hops = split_talk_over(hop_times(text), onset, stop)
+        if hops is not None or time.monotonic() > deadline:
+            return hops
+        await asyncio.sleep(0.1)  # a file has no event to wait on
+
+
+async def run(
+    lk: LiveKitServer, llm: StubLLM, rounds: int, duplex_log: Path | None = None
+) -> dict[str, Any]:
     samples: dict[str, dict[str, list[Any]]] = {m: {"answer": [], "talked_over": []} for m in MODES}
+    hop_samples: list[dict[str, float]] = []
     for r in range(rounds):
         for mode in MODES:
             latencies = await answers(lk, llm, mode)
@@ -136,8 +190,13 @@ async def run(lk: LiveKitServer, llm: StubLLM, rounds: int) -> dict[str, Any]:
             shown = ", ".join("—" if x is None else f"{x:.2f}" for x in latencies)
             print(f"round {r} {mode:7s} answers (s): {shown}")
             for _ in range(2):
-                stop = await talked_over(lk, llm, mode)
+                stop, hops = await talked_over(
+                    lk, llm, mode, duplex_log if mode == "duplex" else None
+                )
                 samples[mode]["talked_over"].append(stop)
+                if hops is not None:
+                    hop_samples.append(hops)
+                    print("  hops: " + ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in hops.items()))
                 print(
                     f"round {r} {mode:7s} talked over: {'—' if stop is None else f'{stop:.3f} s'}"
                 )
@@ -151,6 +210,10 @@ async def run(lk: LiveKitServer, llm: StubLLM, rounds: int) -> dict[str, Any]:
             }
             for kind, xs in kinds.items()
         }
+    result["talk_over_hops"] = {
+        "stats": {h: summarize([x[h] for x in hop_samples]) for h in HOPS},
+        "samples": hop_samples,
+    }
     return result
 
 
@@ -166,6 +229,10 @@ def print_tables(result: dict[str, Any]) -> None:
         duplex, cascade = modes["duplex"][kind]["stats"], modes["cascade"][kind]["stats"]
         if duplex.get("count") and cascade.get("count"):
             print(format_ratios("duplex / cascade", ratios(duplex, cascade)))
+    hops = result.get("talk_over_hops", {}).get("stats", {})
+    if any(st.get("count") for st in hops.values()):
+        print("\nMoshi talked over, hop by hop (s)")
+        print(format_side_by_side(hops))
 
 
 def main() -> None:
@@ -188,7 +255,8 @@ def main() -> None:
         prefix="duplex",
         inference_args=["--engines", "stt,tts,moshi", "--moshi-batch-size", "4"],
     ) as stack:
-        result = asyncio.run(run(stack.livekit, stack.llm, args.rounds))
+        duplex_log = stack.workers[MODES["duplex"][0]].handle.process.log_path
+        result = asyncio.run(run(stack.livekit, stack.llm, args.rounds, duplex_log))
     result["config"] = {"rounds": args.rounds, "phrases": list(PHRASES), "over": OVER}
     print_tables(result)
     if args.json:

@@ -55,7 +55,8 @@ from .connection import (
     resolve_urls,
 )
 from .log import logger
-from .moshi_gate import STEP_KEY, TEXT_KEY, MoshiGate
+from .moshi_gate import STEP_KEY, TEXT_KEY, MoshiGate, frame_rms
+from .moshi_hops import HopTracker
 
 SAMPLE_RATE = 24000
 FRAME_SIZE = 1920  # 80 ms: one Moshi step
@@ -157,6 +158,8 @@ class MoshiSession(llm.DuplexSession[Any]):
         self.url: str | None = None  # the server in use (redacted)
         self.steps = 0  # output frames yielded
         self.reconnects = 0
+        self._hops = HopTracker()
+        self._sent_samples = 0
         self._task = asyncio.create_task(self._run(), name="kyutai-moshi-session")
         self._user_stt: stt.RecognizeStream | None = None
         self._user_task: asyncio.Task[None] | None = None
@@ -194,6 +197,8 @@ class MoshiSession(llm.DuplexSession[Any]):
         if self._user_stt is not None and self._user_task is not None:
             if not self._user_task.done():
                 self._user_stt.push_frame(frame)
+        if self._hops.input(frame_rms(frame), frame.duration):
+            self._hop("user_onset", self.steps)
         frames = [frame]
         if frame.sample_rate != SAMPLE_RATE or frame.num_channels != 1:
             frames = self._resample(frame)
@@ -201,6 +206,7 @@ class MoshiSession(llm.DuplexSession[Any]):
             pcm = protocol.frame_to_float(f)
             if pcm.size:
                 self._input.put_nowait(pcm)
+                self._hops.input_samples(pcm.size)
 
     def _resample(self, frame: rtc.AudioFrame) -> list[rtc.AudioFrame]:
         if frame.num_channels > 1:
@@ -460,6 +466,9 @@ class MoshiSession(llm.DuplexSession[Any]):
                 continue
             # whole 80 ms frames: Moshi steps per frame
             chunk, pending = pending[:n], pending[n:]
+            if self._hops.sent(self._sent_samples, n):
+                self._hop("onset_sent", self.steps)
+            self._sent_samples += n
             try:
                 if opus is None:
                     await ws.send_bytes(protocol.encode_audio(chunk))
@@ -522,6 +531,9 @@ class MoshiSession(llm.DuplexSession[Any]):
             ),
         )
 
+    def _hop(self, name: str, step: int) -> None:
+        logger.debug("moshi hop %s at %.4f step %d", name, time.monotonic(), step)
+
     def _yield(self, pcm: np.ndarray, text_steps: set[int]) -> None:
         step = self.steps
         spoken = step in text_steps
@@ -534,4 +546,6 @@ class MoshiSession(llm.DuplexSession[Any]):
             userdata={TEXT_KEY: spoken, STEP_KEY: step},
         )
         self.steps += 1
+        if (hop := self._hops.output(frame_rms(frame))) is not None:
+            self._hop(hop, step)
         self._output.put_nowait(llm.DuplexAudioFrame(frame=frame, start_ms=step * FRAME_MS))
