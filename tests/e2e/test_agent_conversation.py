@@ -386,9 +386,10 @@ async def test_the_face_follows_the_replies_at_most_once_a_second(
     happy = next(p for e, p in updates if e == "happy")
     sad = next(p for e, p in updates if e == "sad" and p["valence"] < 0)
     assert happy["valence"] > 0 > sad["valence"], updates
-    # the agent's own clock: never two updates within a second
+    # the agent's own clock: never two updates within a second. The stamps are published
+    # rounded to the millisecond, so two updates exactly a second apart may read 0.999 s
     stamps = [p["at"] for _, p in updates]
-    assert all(b - a >= 1.0 for a, b in itertools.pairwise(stamps)), stamps
+    assert all(b - a >= 1.0 - 0.0011 for a, b in itertools.pairwise(stamps)), stamps
     said = " ".join(agent_said(user))
     assert "wonderful to meet you" in said and "[" not in said and "emotion" not in said
     # the convention is in the prompt, so a real LLM knows it
