@@ -4,6 +4,7 @@ latency metrics, the transcript recording, the silence policy, goodbyes, the end
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Coroutine
 from typing import Any
 
@@ -18,10 +19,12 @@ from agent.conversation.silence import (
     silence_reply_kwargs,
 )
 from agent.conversation.tools import SessionState
+from agent.interruptions.room_output import room_sink
 from agent.log import logger
 from agent.ops import dispatch
 from agent.ops import metrics as agent_metrics
 from agent.ops.recordings import Recording, opted_out
+from agent.ops.waterfall import Waterfall, hop_durations, log_line
 from catalog.dispatch import RoomChoice
 
 
@@ -36,6 +39,7 @@ class SessionEvents:
         max_silent_turns: int,
         recording: Recording | None,
         duplex: bool = False,
+        waterfall: Waterfall | None = None,
     ) -> None:
         self.ctx, self.session, self.choice, self.recording = ctx, session, choice, recording
         # Moshi: its "bye" ends nothing (the user's goodbye intent may), it never goes silent
@@ -44,7 +48,7 @@ class SessionEvents:
         self.agent_name = agent_name
         self.said_goodbye = False  # the conversation ended on purpose: no other agent after us
         self.silence = SilencePolicy(max_silent_turns)
-        self.latency = agent_metrics.TurnLatencyTracker()
+        self.waterfall = waterfall  # the reply's marks (cascade only)
         self.usage = metrics.UsageCollector()
         self._tasks: set[asyncio.Task[None]] = set()
         self._telling: asyncio.Task[None] | None = None  # telling the room why we leave
@@ -76,28 +80,34 @@ class SessionEvents:
     def on_metrics(self, ev: MetricsCollectedEvent) -> None:
         m = ev.metrics
         self.usage.collect(m)
-        speech_id = getattr(m, "speech_id", None)
-        if speech_id is None:
-            return
-        # Each stage is observed as it comes (a greeting has no end of turn); end_to_end
-        # once a reply to the user has all three.
-        turn = None
+        # tts_ttfb and end_to_end are observed when the reply starts playing (on_playout), so
+        # that a reply cut before its TTS finished still counts
         if isinstance(m, metrics.EOUMetrics):
             agent_metrics.observe_stage("end_of_turn", m.end_of_utterance_delay)
             agent_metrics.observe_stage("transcript", m.transcription_delay)
-            turn = self.latency.on_eou(speech_id, m.end_of_utterance_delay, m.transcription_delay)
         elif isinstance(m, metrics.LLMMetrics):
             agent_metrics.observe_stage("llm_ttft", m.ttft)
-            turn = self.latency.on_llm(speech_id, m.ttft)
-        elif isinstance(m, metrics.TTSMetrics):
-            agent_metrics.observe_stage("tts_ttfb", m.ttfb)
-            turn = self.latency.on_tts(speech_id, m.ttfb)
-        if turn is None:
+
+    def follow_playout(self) -> None:
+        """After `session.start()`: each reply's first frame into the room closes its marks."""
+        if self.waterfall is None:
             return
+        sink = room_sink(self.session)
+        if sink is None:
+            logger.warning("no room audio output: no latency waterfall")
+            return
+        sink.on("playback_started", lambda _ev: self.on_playout(time.monotonic()))
+
+    def on_playout(self, now: float) -> None:
+        assert self.waterfall is not None
+        turn = self.waterfall.playout_started(now)
+        if turn.tts_ttfb is not None:
+            agent_metrics.observe_stage("tts_ttfb", turn.tts_ttfb)
         if turn.end_to_end is not None:
             agent_metrics.observe_stage("end_to_end", turn.end_to_end)
-        logger.info("turn latency %s", {k: v and round(v, 3) for k, v in turn.as_dict().items()})
-        self._record("latency", **turn.as_dict())
+        hops = {k: round(v, 4) for k, v in hop_durations(turn.marks).items() if v is not None}
+        logger.info("%s", log_line(self.ctx.room.name, turn))
+        self._record("latency", answers_user=turn.answers_user, hops=hops)
 
     def on_agent_state(self, ev: Any) -> None:
         logger.debug("agent state %s -> %s", ev.old_state, ev.new_state)

@@ -18,6 +18,7 @@ from agent.interruptions import Interruptions
 from agent.interruptions.turn_mode import FRAME_S, TurnMode
 from agent.llm_client import build_llm, normalize_base_url, resolve_model
 from agent.log import logger
+from agent.ops.waterfall import Waterfall
 from agent.settings import AgentSettings
 from catalog.characters import CharacterSet
 from catalog.dispatch import Problem, RoomChoice, Selection, lenient, warning
@@ -141,6 +142,7 @@ def build_agent(
     data: PromptData,
     interruptions: Interruptions | None = None,
     face: FacePublisher | None = None,
+    waterfall: Waterfall | None = None,
 ) -> KyutaiAgent:
     tools = tools_for(choice.character.tools)
     instructions = build_system_prompt(
@@ -160,6 +162,7 @@ def build_agent(
         ),
         interruptions=interruptions,
         face=face,
+        waterfall=waterfall,
     )
 
 

@@ -20,6 +20,7 @@ from agent.ops import dispatch, health
 from agent.ops import metrics as agent_metrics
 from agent.ops.capacity import full_load, make_load_fnc
 from agent.ops.recordings import Recording
+from agent.ops.waterfall import Waterfall
 from agent.session import build_agent, build_session, load_vad, parse_room_metadata, room_options
 from agent.settings import AgentSettings
 from catalog.characters import CharacterSet
@@ -153,6 +154,7 @@ async def entrypoint(ctx: JobContext) -> None:
         else None
     )
     interruptions: Interruptions | None = None
+    waterfall: Waterfall | None = None
     temperament = choice.character.temperament
     face = FacePublisher(
         ctx.room.local_participant.set_attributes,
@@ -168,8 +170,9 @@ async def entrypoint(ctx: JobContext) -> None:
             replace(settings.interruptions, turn_detection=turns.turn_detection)
         )
         session = await build_session(ctx.proc, settings, choice, interruptions, turns)
-        agent = build_agent(settings, choice, prompt_data, interruptions, face)
-    SessionEvents(
+        waterfall = Waterfall()
+        agent = build_agent(settings, choice, prompt_data, interruptions, face, waterfall)
+    events = SessionEvents(
         ctx,
         session,
         choice,
@@ -177,7 +180,9 @@ async def entrypoint(ctx: JobContext) -> None:
         max_silent_turns=settings.max_silent_turns,
         recording=recording,
         duplex=choice.character.duplex,
-    ).attach()
+        waterfall=waterfall,
+    )
+    events.attach()
     if choice.character.duplex:
         # Moshi calls no tools: the words heard do, and the results go to the room
         DuplexTools(session, ctx.room, IntentWatcher(choice.character.intents)).attach()
@@ -190,5 +195,6 @@ async def entrypoint(ctx: JobContext) -> None:
     )
     if interruptions is not None:
         interruptions.attach(session)
+    events.follow_playout()
     # the face reads the words as they are played: the room's outputs exist from here
     face.follow(session)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterable, AsyncIterator, Callable
 from dataclasses import dataclass
 
+import numpy as np
 from livekit import rtc
 from livekit.agents import Agent, APIError, ModelSettings, llm, stt
 from livekit.agents.llm.utils import ThinkingTokenFilter, strip_thinking_tokens
@@ -14,6 +16,7 @@ from agent.face.publisher import FacePublisher, ReplyCues
 from agent.interruptions import Interruptions
 from agent.log import logger
 from agent.ops.metrics import ERRORS
+from agent.ops.waterfall import VOICE_PEAK, Waterfall
 
 APOLOGY = {
     "en": "Sorry, I lost my train of thought for a moment. Could you say that again?",
@@ -75,6 +78,23 @@ async def _observed(
         yield frame
 
 
+def is_voiced(frame: rtc.AudioFrame) -> bool:
+    """Whether a frame holds a sample louder than VOICE_PEAK (the listener's rule for "loud")."""
+    samples = np.frombuffer(frame.data, dtype=np.int16)
+    return bool(samples.size) and int(np.abs(samples).max()) > VOICE_PEAK * 32768
+
+
+async def _first_marked(
+    items: AsyncIterable[str], on_first: Callable[[], None]
+) -> AsyncIterator[str]:
+    first = True
+    async for item in items:
+        if first and item:
+            first = False
+            on_first()
+        yield item
+
+
 @dataclass(frozen=True)
 class ConversationOptions:
     language: str
@@ -91,11 +111,13 @@ class KyutaiAgent(Agent):
         options: ConversationOptions,
         interruptions: Interruptions | None = None,
         face: FacePublisher | None = None,
+        waterfall: Waterfall | None = None,
     ) -> None:
         super().__init__(instructions=instructions, tools=tools)  # type: ignore[arg-type]
         self._options = options
         self._interruptions = interruptions
         self._face = face
+        self._waterfall = waterfall
 
     async def on_enter(self) -> None:
         # The agent speaks first, as in Unmute: a short greeting written by the LLM.
@@ -104,14 +126,46 @@ class KyutaiAgent(Agent):
     async def stt_node(
         self, audio: AsyncIterable[rtc.AudioFrame], model_settings: ModelSettings
     ) -> AsyncIterable[stt.SpeechEvent | str]:
-        if self._interruptions is None:
-            async for plain in Agent.default.stt_node(self, audio, model_settings):
-                yield plain
-            return
-        audio = _observed(audio, self._interruptions.on_user_audio)
-        events = Agent.default.stt_node(self, audio, model_settings)
-        async for event in self._interruptions.filter_transcripts(events):
+        wf = self._waterfall
+        if wf is not None:
+            audio = _observed(audio, lambda f: wf.voice(time.monotonic()) if is_voiced(f) else None)
+        if self._interruptions is not None:
+            audio = _observed(audio, self._interruptions.on_user_audio)
+        events: AsyncIterable[stt.SpeechEvent | str] = Agent.default.stt_node(
+            self, audio, model_settings
+        )
+        if self._interruptions is not None:
+            events = self._interruptions.filter_transcripts(events)
+        async for event in events:
+            if (
+                wf is not None
+                and isinstance(event, stt.SpeechEvent)
+                and event.type == stt.SpeechEventType.END_OF_SPEECH
+            ):
+                wf.end_of_speech(time.monotonic())
             yield event
+
+    async def on_user_turn_completed(
+        self, turn_ctx: llm.ChatContext, new_message: llm.ChatMessage
+    ) -> None:
+        if self._waterfall is not None:
+            self._waterfall.turn_committed(time.monotonic())
+
+    async def tts_node(
+        self, text: AsyncIterable[str], model_settings: ModelSettings
+    ) -> AsyncIterable[rtc.AudioFrame]:
+        wf = self._waterfall
+        if wf is None:
+            async for frame in Agent.default.tts_node(self, text, model_settings):
+                yield frame
+            return
+        text = _first_marked(text, lambda: wf.mark("tts_first_text", time.monotonic()))
+        first = True
+        async for frame in Agent.default.tts_node(self, text, model_settings):
+            if first:  # later frames belong to this reply even after its marks are closed
+                first = False
+                wf.mark("tts_first_audio", time.monotonic())
+            yield frame
 
     async def llm_node(
         self,
@@ -123,6 +177,9 @@ class KyutaiAgent(Agent):
         think = ThinkingTokenFilter()
         cues = ReplyCues(self._face) if self._face is not None else None
         produced = False
+        wf = self._waterfall
+        if wf is not None:
+            wf.mark("llm_request", time.monotonic())
         try:
             async for chunk in Agent.default.llm_node(self, ctx, tools, model_settings):
                 if isinstance(chunk, llm.ChatChunk) and chunk.delta and chunk.delta.content:
@@ -134,6 +191,8 @@ class KyutaiAgent(Agent):
                     chunk.delta.content = visible or None
                     if not visible and not chunk.delta.tool_calls:
                         continue
+                    if wf is not None and not produced:
+                        wf.mark("llm_first_token", time.monotonic())
                     produced = True
                 elif isinstance(chunk, str):
                     chunk = strip_thinking_tokens(chunk, think) or ""
@@ -141,6 +200,8 @@ class KyutaiAgent(Agent):
                         chunk = cues.strip(chunk)
                     if not chunk:
                         continue
+                    if wf is not None and not produced:
+                        wf.mark("llm_first_token", time.monotonic())
                     produced = True
                 yield chunk  # type: ignore[misc]
             if cues is not None and (held := cues.flush()):

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from agent.ops.waterfall import AGENT_MARKS, parse_log
 from harness.livekit_server import LiveKitServer
 from harness.participant import SAMPLE_RATE, TestParticipant
 from harness.speech import speech_wav
@@ -179,6 +180,23 @@ async def test_answers_a_spoken_question_within_two_seconds(
         f"microphone gaps: {user.mic_gaps}",
     )
     assert last_user_text(stub_llm.requests[1]).strip()
+    # the worker's waterfall of this answer: every mark, in causal order, on the listener's
+    # clock (one monotonic clock per host): after the user's last voiced sample, before the
+    # listener's first audible frame
+    heard = user.agent_audio_after(end)
+    assert heard is not None
+
+    def answer() -> dict[str, Any] | None:
+        records = parse_log(worker.process.log_tail(2_000_000))
+        mine = [r for r in records if r["room"] == room_name and r["answers_user"]]
+        return mine[0] if mine else None
+
+    await user.wait_for(lambda: answer() is not None, timeout=10, what="the turn's waterfall")
+    record = answer()
+    assert record is not None
+    marks = [record["marks"].get(name) for name in AGENT_MARKS]
+    assert None not in marks, record
+    assert end < marks[0] and marks == sorted(marks) and marks[-1] < heard, (end, record, heard)
     await user.leave()
 
 
