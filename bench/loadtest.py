@@ -61,6 +61,7 @@ from typing import Any
 
 import numpy as np
 
+from agent.ops.waterfall import HOPS, parse_log
 from harness.join_token import make_token
 from harness.livekit_server import ROOT
 from harness.participant import TestParticipant
@@ -80,6 +81,7 @@ from .stats import (
     stage_summaries,
     summarize,
 )
+from .waterfall import HeardTurn, match, summarize_hops, turn_hops, waterfall_table
 
 UTTERANCES = (
     "What is the weather like today?",
@@ -180,6 +182,8 @@ class TurnResult:
     turn: int
     end_to_end: float | None  # None: no answer within the timeout
     round: int = 0
+    # for the waterfall: the room, the last voiced sample sent, the first audible answer
+    heard: HeardTurn | None = None
 
 
 class SimUser(TestParticipant):
@@ -219,6 +223,8 @@ class RunResult:
     dropped_sessions: int = 0
     stages: dict[str, Summary] = field(default_factory=dict)
     wall_s: float = 0.0
+    waterfall: list[dict[str, float | None]] = field(default_factory=list)  # one per turn
+    unmatched: int = 0  # answered turns whose reply the worker logs did not show
 
     @property
     def failed_turns(self) -> int:
@@ -254,12 +260,13 @@ class Progress:
         )
 
 
-async def spoken_turn(user: SimUser, text: str, timeout: float) -> float | None:
-    """Say `text`; seconds from the end of it to the first audible answer, None without one."""
+async def spoken_turn(user: SimUser, text: str, timeout: float) -> tuple[float, float | None]:
+    """Say `text`: when its last voiced sample was sent, and when the first audible answer
+    came (None without one within `timeout`), on the monotonic clock."""
     _onset, end = await user.say_samples(utterance(text))
     answered = await user.wait_until(lambda: user.agent_audio_after(end) is not None, timeout)
     first = user.agent_audio_after(end)
-    return first - end if answered and first is not None else None
+    return end, first if answered else None
 
 
 async def simulate_user(
@@ -309,8 +316,10 @@ async def simulate_user(
                 cfg.answer_timeout_s + 20,
             )
             text = UTTERANCES[(index + turn) % len(UTTERANCES)]
-            latency = await spoken_turn(user, text, cfg.answer_timeout_s)
-            result.turns.append(TurnResult(index, turn, latency, round_no))
+            end, heard_at = await spoken_turn(user, text, cfg.answer_timeout_s)
+            latency = None if heard_at is None else heard_at - end
+            heard = None if heard_at is None else HeardTurn(room, end, heard_at)
+            result.turns.append(TurnResult(index, turn, latency, round_no, heard))
             progress.done += 1
             progress.failed += latency is None
             progress.last = latency
@@ -347,6 +356,7 @@ class Target:
 
     agent_name: str
     metrics_urls: list[str] = field(default_factory=list)
+    logs: list[Path] = field(default_factory=list)  # its workers' logs, for the waterfall
 
 
 async def stage_breakdown(
@@ -409,7 +419,25 @@ async def run_load(
         if target.metrics_urls:
             expected = len([t for t in result.turns if t.end_to_end is not None])
             result.stages = await stage_breakdown(target.metrics_urls, before[mode], expected)
+        if target.logs:
+            await read_waterfall(result, target.logs)
     return results
+
+
+async def read_waterfall(result: RunResult, logs: Sequence[Path]) -> None:
+    """Each answered turn's hops, from the workers' logs (their job processes forward the
+    lines to them: a bounded wait for the last turns' lines)."""
+    heard = [t.heard for t in result.turns if t.heard is not None]
+    deadline = time.monotonic() + 5
+    while True:
+        texts = await asyncio.to_thread(lambda: [p.read_text(errors="replace") for p in logs])
+        records = [r for text in texts for r in parse_log(text)]
+        marks = [match(turn, records) for turn in heard]
+        if None not in marks or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.25)
+    result.waterfall = [turn_hops(t, m) for t, m in zip(heard, marks, strict=True) if m]
+    result.unmatched = sum(m is None for m in marks)
 
 
 # --- reporting -----------------------------------------------------------------------------
@@ -417,11 +445,18 @@ def report_table(result: RunResult, several_modes: bool = False) -> str:
     rows: list[tuple[str, Summary]] = [("end_to_end (listener)", result.summary())]
     rows += [(f"agent {stage}", result.stages[stage]) for stage in STAGES if stage in result.stages]
     mode = f", turn mode {TURN_MODES[result.turn_mode].title}" if several_modes else ""
-    return (
+    text = (
         f"N={result.users} users{mode}: {len(result.turns)} turns, failed turns "
         f"{result.failed_turns}, dropped sessions {result.dropped_sessions}, "
         f"{result.wall_s:.0f}s\n" + format_table(rows)
     )
+    if result.waterfall:
+        text += (
+            f"\nwaterfall of {len(result.waterfall)} turns ({result.unmatched} not in the "
+            "worker logs), user's last voiced sample → first audible answer:\n"
+            + waterfall_table(summarize_hops(result.waterfall))
+        )
+    return text
 
 
 def comparison(by_mode: Mapping[str, RunResult]) -> dict[str, Any]:
@@ -490,6 +525,11 @@ def run_json(r: RunResult) -> dict[str, Any]:
             {"user": t.user, "round": t.round, "turn": t.turn, "end_to_end": t.end_to_end}
             for t in r.turns
         ],
+        "waterfall": {
+            "hops": summarize_hops(r.waterfall),
+            "unmatched": r.unmatched,
+            "per_turn": r.waterfall,
+        },
     }
 
 
@@ -560,16 +600,25 @@ def plot(results: Sequence[RunResult], path: Path) -> None:
     ax1.legend()
     ax1.grid(alpha=0.3)
 
-    stages = ("end_of_turn", "llm_ttft", "tts_ttfb")
     bottom = np.zeros(len(results))
     labels = [f"{r.users} {r.turn_mode}" if several else str(r.users) for r in results]
-    for stage in stages:
-        means = np.array([float(r.stages.get(stage, {}).get("mean") or 0.0) for r in results])
-        ax2.bar(labels, means, bottom=bottom, label=stage)
-        bottom += means
+    if any(r.waterfall for r in results):
+        # the hops' medians stacked in order (their sum is near the listener's p50)
+        stats = [summarize_hops(r.waterfall) for r in results]
+        for hop in HOPS:
+            p50s = np.array([float(st[hop.name].get("p50") or 0.0) for st in stats])
+            ax2.bar(labels, p50s, bottom=bottom, label=f"{hop.name} ({hop.kind})")
+            bottom += p50s
+        ax2.set_ylabel("p50 seconds per hop (one clock)")
+        ax2.set_title("Where the time goes: the waterfall")
+    else:
+        for stage in ("end_of_turn", "llm_ttft", "tts_ttfb"):
+            means = np.array([float(r.stages.get(stage, {}).get("mean") or 0.0) for r in results])
+            ax2.bar(labels, means, bottom=bottom, label=stage)
+            bottom += means
+        ax2.set_ylabel("mean seconds (agent's metrics)")
+        ax2.set_title("Where the time goes (agent's stage means)")
     ax2.set_xlabel("simultaneous users (N)" + (" and turn mode" if several else ""))
-    ax2.set_ylabel("mean seconds (agent's metrics)")
-    ax2.set_title("Where the time goes (agent's stage means)")
     ax2.legend()
     ax2.grid(alpha=0.3, axis="y")
     fig.tight_layout()
@@ -694,7 +743,7 @@ def spawn_stack(
     n_slots = slots or max(MIN_SLOTS, users)
     with local_stack(log_dir, workers, slots=n_slots, prefix="loadtest") as stack:
         targets = {
-            mode: Target(worker.agent_name, [worker.metrics_url])
+            mode: Target(worker.agent_name, [worker.metrics_url], [worker.handle.process.log_path])
             for mode, worker in zip(modes, stack.workers.values(), strict=True)
         }
         lk = stack.livekit
