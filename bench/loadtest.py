@@ -67,6 +67,7 @@ from harness.livekit_server import ROOT
 from harness.participant import TestParticipant
 from harness.speech import speech_samples
 
+from .cost import WORKER, CostMeter, cost_table
 from .local_stack import local_stack
 from .stats import (
     STAGES,
@@ -81,6 +82,7 @@ from .stats import (
     stage_summaries,
     summarize,
 )
+from .stopwatch import AGENT_PREFIX, Stopwatch, turn_seen
 from .waterfall import HeardTurn, match, summarize_hops, turn_hops, waterfall_table
 
 UTTERANCES = (
@@ -184,6 +186,7 @@ class TurnResult:
     round: int = 0
     # for the waterfall: the room, the last voiced sample sent, the first audible answer
     heard: HeardTurn | None = None
+    stopwatch: float | None = None  # the same turn, timed by a hidden third participant
 
 
 class SimUser(TestParticipant):
@@ -213,6 +216,7 @@ class RunConfig:
     answer_timeout_s: float
     join_timeout_s: float
     metadata: str
+    stopwatch: bool = False
 
 
 @dataclass
@@ -225,6 +229,8 @@ class RunResult:
     wall_s: float = 0.0
     waterfall: list[dict[str, float | None]] = field(default_factory=list)  # one per turn
     unmatched: int = 0  # answered turns whose reply the worker logs did not show
+    conversation_s: float = 0.0  # greeting heard → leaving, summed over the users
+    cost: dict[str, Any] | None = None  # bench.cost: CPU per process, job memory
 
     @property
     def failed_turns(self) -> int:
@@ -290,8 +296,12 @@ async def simulate_user(
         ttl_s=TOKEN_TTL_S,
     )
     dropped = False
+    joined_at: float | None = None
+    stopwatch = Stopwatch() if cfg.stopwatch else None
     try:
         await user.join(cfg.url, token)
+        if stopwatch is not None:  # after the user: the user's join dispatches the agent
+            await stopwatch.join(cfg.url, cfg.api_key, cfg.api_secret, room)
         await user.publish_microphone()  # on from the start, like a real one
         # The greeting: the agent joins, speaks, and listens.
         ok = await user.wait_until(
@@ -303,6 +313,7 @@ async def simulate_user(
             return
         progress.joined += 1
         progress.show()
+        joined_at = time.monotonic()
         for turn in range(cfg.turns):
             if user.agent_left or not user.room.isconnected():
                 dropped = True
@@ -320,6 +331,8 @@ async def simulate_user(
             latency = None if heard_at is None else heard_at - end
             heard = None if heard_at is None else HeardTurn(room, end, heard_at)
             result.turns.append(TurnResult(index, turn, latency, round_no, heard))
+            if stopwatch is not None and heard is not None:
+                result.turns[-1].stopwatch = await timed_by(stopwatch, user, heard.user_end)
             progress.done += 1
             progress.failed += latency is None
             progress.last = latency
@@ -334,7 +347,22 @@ async def simulate_user(
             result.dropped_sessions += 1
             progress.dropped += 1
             progress.show()
+        if joined_at is not None:
+            result.conversation_s += time.monotonic() - joined_at
         await user.leave()
+        if stopwatch is not None:
+            await stopwatch.leave()
+
+
+async def timed_by(stopwatch: Stopwatch, user: SimUser, around: float) -> float | None:
+    """The stopwatch's time for the turn that ended near `around`, once the answer reached it
+    too (bounded wait: it hears the room through the same server as the user)."""
+
+    def seen() -> float | None:
+        return turn_seen(stopwatch.of(user.identity), stopwatch.of(AGENT_PREFIX), around)
+
+    await user.wait_until(lambda: seen() is not None, 5)
+    return seen()
 
 
 def scrape(urls: list[str]) -> dict[str, Histogram]:
@@ -378,7 +406,11 @@ async def stage_breakdown(
 
 
 async def run_load(
-    cfg: RunConfig, users: int, targets: Mapping[str, Target], repeats: int = 1
+    cfg: RunConfig,
+    users: int,
+    targets: Mapping[str, Target],
+    repeats: int = 1,
+    cost_roles: Mapping[str, int] | None = None,
 ) -> dict[str, RunResult]:
     """N = `users` simultaneous conversations, in the rounds of `schedule` over the turn modes
     of `targets`: one RunResult per mode."""
@@ -392,6 +424,9 @@ async def run_load(
     progress = Progress(users, cfg.turns, len(rounds))
     progress.show()
     run_id = uuid.uuid4().hex[:6]
+    meter = CostMeter(dict(cost_roles)) if cost_roles else None
+    if meter is not None:
+        meter.start()
     started = time.monotonic()
     for k, modes in enumerate(rounds):
         if k:
@@ -412,6 +447,9 @@ async def run_load(
             )
         )
     wall_s = time.monotonic() - started
+    if meter is not None:  # one turn mode (see Stack.cost_roles): all of it is that mode's
+        (result,) = results.values()
+        result.cost = meter.stop(result.conversation_s)
     print(file=sys.stderr)
     for mode, target in targets.items():
         result = results[mode]
@@ -450,12 +488,23 @@ def report_table(result: RunResult, several_modes: bool = False) -> str:
         f"{result.failed_turns}, dropped sessions {result.dropped_sessions}, "
         f"{result.wall_s:.0f}s\n" + format_table(rows)
     )
+    seen = [(t.end_to_end, t.stopwatch) for t in result.turns if t.stopwatch is not None]
+    if seen:
+        listener, watch = summarize(a for a, _ in seen), summarize(b for _, b in seen)
+        text += (
+            "\n"
+            + format_side_by_side({"listener": listener, "stopwatch": watch})
+            + "\n"
+            + format_ratios("stopwatch / listener", ratios(watch, listener))
+        )
     if result.waterfall:
         text += (
             f"\nwaterfall of {len(result.waterfall)} turns ({result.unmatched} not in the "
             "worker logs), user's last voiced sample → first audible answer:\n"
             + waterfall_table(summarize_hops(result.waterfall))
         )
+    if result.cost is not None:
+        text += "\ncost of the run:\n" + cost_table(result.cost)
     return text
 
 
@@ -525,6 +574,15 @@ def run_json(r: RunResult) -> dict[str, Any]:
             {"user": t.user, "round": t.round, "turn": t.turn, "end_to_end": t.end_to_end}
             for t in r.turns
         ],
+        "conversation_s": round(r.conversation_s, 1),
+        "cost": r.cost,
+        "stopwatch": {
+            "end_to_end": summarize(t.stopwatch for t in r.turns),
+            "listener_same_turns": summarize(
+                t.end_to_end for t in r.turns if t.stopwatch is not None
+            ),
+            "per_turn": [t.stopwatch for t in r.turns],
+        },
         "waterfall": {
             "hops": summarize_hops(r.waterfall),
             "unmatched": r.unmatched,
@@ -634,6 +692,9 @@ class Stack:
     api_key: str
     api_secret: str
     targets: dict[str, Target]  # by turn mode, in --turn-modes order
+    # the processes whose CPU and memory a run measures (role → pid; a worker's whole tree):
+    # with one worker only, so that its cost is that of one turn mode's conversations
+    cost_roles: dict[str, int] | None = None
 
 
 SLOTS = "STT and TTS slots"
@@ -747,7 +808,16 @@ def spawn_stack(
             for mode, worker in zip(modes, stack.workers.values(), strict=True)
         }
         lk = stack.livekit
-        yield Stack(lk.url, lk.api_key, lk.api_secret, targets)
+        roles = None
+        if len(stack.workers) == 1:
+            (worker,) = stack.workers.values()
+            roles = {
+                WORKER: worker.handle.process.proc.pid,
+                "livekit-server": lk.process.proc.pid,
+                "inference server": stack.inference.process.pid,
+                "load generator + stub LLM": os.getpid(),
+            }
+        yield Stack(lk.url, lk.api_key, lk.api_secret, targets, roles)
 
 
 def deployment_targets(
@@ -837,6 +907,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=0,
         help=f"--spawn-stack: STT and TTS slots each (0 = the largest N, at least {MIN_SLOTS})",
     )
+    parser.add_argument(
+        "--stopwatch",
+        action="store_true",
+        help="a hidden third participant in each room times every turn too (the user's last "
+        "loud frame → the agent's first, as both reach it): a check on the listener's clock",
+    )
     parser.add_argument("--log-dir", type=Path, default=ROOT / "test-artifacts" / "loadtest")
     args = parser.parse_args(argv)
     args.user_counts = [int(n) for n in str(args.users).split(",") if n.strip()]
@@ -869,11 +945,12 @@ async def run_all(args: argparse.Namespace, stack: Stack) -> list[RunResult]:
         answer_timeout_s=args.answer_timeout,
         join_timeout_s=args.join_timeout,
         metadata=args.metadata,
+        stopwatch=args.stopwatch,
     )
     results: list[RunResult] = []
     tables = []
     for n in args.user_counts:
-        by_mode = await run_load(cfg, n, stack.targets, args.rounds)
+        by_mode = await run_load(cfg, n, stack.targets, args.rounds, stack.cost_roles)
         for result in by_mode.values():
             print(report_table(result, several), flush=True)
             print(flush=True)

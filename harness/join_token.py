@@ -18,11 +18,13 @@ def make_token(
     dispatch_agent: str | None = None,
     dispatch_metadata: str = "",
     ttl_s: float = 600,
+    hidden: bool = False,
 ) -> str:
     """A token to join `room` as `identity` (publish, subscribe, data, own attributes).
 
     With `dispatch_agent`, its RoomConfiguration dispatches that agent with
-    `dispatch_metadata` when the room is created."""
+    `dispatch_metadata` when the room is created. A `hidden` participant is seen by nobody
+    (an observer: the agent does not count it as a person)."""
     token = (
         api.AccessToken(api_key, api_secret)
         .with_identity(identity)
@@ -36,6 +38,7 @@ def make_token(
                 can_subscribe=True,
                 can_publish_data=True,
                 can_update_own_metadata=True,  # attributes: opt-outs, a fake agent's state
+                hidden=hidden,
             )
         )
     )

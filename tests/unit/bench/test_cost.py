@@ -1,0 +1,52 @@
+"""bench.cost: CPU accounting per process role, reaped job processes included."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from bench.cost import WORKER, CostMeter, cost_table, peak_rss_mb, role_cpu
+
+# A "worker" that starts one "job process", which burns 0.3 s of its own CPU and exits; the
+# worker reaps it and waits for a line on stdin before it exits itself.
+WORKER_SCRIPT = """
+import subprocess, sys
+job = "import time\\nwhile time.process_time() < 0.3: pass"
+subprocess.run([sys.executable, "-c", job], check=True)
+print("reaped", flush=True)
+sys.stdin.readline()
+"""
+
+
+def test_a_reaped_job_process_counts_for_the_worker_jobs_not_its_main_process() -> None:
+    worker = subprocess.Popen(
+        [sys.executable, "-c", WORKER_SCRIPT],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        meter = CostMeter({WORKER: worker.pid, "me": os.getpid()}, interval_s=0.05)
+        meter._before = {f"{WORKER} main": 0.0, f"{WORKER} jobs": 0.0, "me": 0.0}
+        assert worker.stdout is not None and worker.stdout.readline().strip() == "reaped"
+        used = role_cpu(meter.roles)
+        # the job process is gone, its parent reaped it; the kernel counts in 10 ms ticks
+        assert used[f"{WORKER} jobs"] >= 0.25
+        assert used[f"{WORKER} main"] < used[f"{WORKER} jobs"]
+        cost = meter.stop(conversation_s=30.0)
+        assert cost["conversation_minutes"] == 0.5
+        per_min = cost["cpu_s_per_conversation_minute"]
+        assert isinstance(per_min, dict) and per_min[f"{WORKER} jobs"] >= 0.5
+        assert "worker jobs" in cost_table(cost)
+    finally:
+        worker.communicate("\n", timeout=10)
+
+
+def test_the_peak_memory_of_a_live_process_is_read_and_a_gone_one_is_none() -> None:
+    mine = peak_rss_mb(os.getpid())
+    assert mine is not None and mine > 1
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    assert peak_rss_mb(gone.pid) is None
+    assert role_cpu({"gone": gone.pid}) == {"gone": 0.0}
