@@ -51,15 +51,24 @@ def peak_rss_mb(pid: int) -> float | None:
 
 
 def role_cpu(roles: Mapping[str, int]) -> dict[str, float]:
-    """CPU seconds so far per role (root pid → its whole tree). The worker's tree is split in
-    two: its main process alone, and its job processes (live ones and those it reaped)."""
+    """CPU seconds so far per role (root pid → its tree, less the trees of the other roles: the
+    load generator that started the servers is not charged for them). The worker's tree is
+    split in two: its main process alone, and its job processes (live ones and reaped ones)."""
+    trees = {role: tree(pid) for role, pid in roles.items()}
+    # each process belongs to the innermost role whose tree holds it: nested trees are smaller,
+    # so they claim their processes first
+    claimed: set[int] = set()
+    mine: dict[str, list[psutil.Process]] = {}
+    for role, (root, kids) in sorted(trees.items(), key=lambda item: len(item[1][1])):
+        procs = [p for p in ([root] if root is not None else []) + kids if p.pid not in claimed]
+        claimed |= {p.pid for p in procs}
+        mine[role] = procs
     out: dict[str, float] = {}
-    for role, pid in roles.items():
-        root, kids = tree(pid)
+    for role, (root, _kids) in trees.items():
         if root is None:
             out[role] = 0.0
             continue
-        total = cpu_of(root) + sum(cpu_of(k) for k in kids)
+        total = sum(cpu_of(p) for p in mine[role])
         if role == WORKER:
             try:
                 own = root.cpu_times()

@@ -50,3 +50,27 @@ def test_the_peak_memory_of_a_live_process_is_read_and_a_gone_one_is_none() -> N
     gone.wait()
     assert peak_rss_mb(gone.pid) is None
     assert role_cpu({"gone": gone.pid}) == {"gone": 0.0}
+
+
+def test_a_role_started_by_another_is_not_charged_to_it() -> None:
+    # this test process starts the "server", as the load generator starts the stack
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time\nwhile time.process_time() < 0.3: pass\n"
+            "print('done', flush=True)\nsys.stdin.readline()",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert server.stdout is not None and server.stdout.readline().strip() == "done"
+        before_me = role_cpu({"me": os.getpid()})["me"]
+        both = role_cpu({"me": os.getpid(), "server": server.pid})
+        assert both["server"] >= 0.25
+        # the server is still a child of this process: alone, "me" would include it
+        assert before_me >= both["me"] + 0.25 - 0.05
+    finally:
+        server.communicate("\n", timeout=10)
