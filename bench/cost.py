@@ -7,6 +7,10 @@ during the run still counts). A sampler thread keeps each live process's peak re
 (VmHWM, Linux). Both are taken before and after a run; the load generator reports itself too
 (with the stub LLM, which runs in its process), so its share is visible, not hidden in the
 machine's total.
+
+Memory of a job process is given three ways: its peak RSS (VmHWM: pages it shares with the
+worker that forked it count in full), and the largest USS (pages only it holds: what one more
+conversation adds) and PSS (shared pages split between their users) seen by the sampler.
 """
 
 from __future__ import annotations
@@ -88,6 +92,8 @@ class CostMeter:
     roles: dict[str, int]
     interval_s: float = 1.0
     peaks_mb: dict[int, float] = field(default_factory=dict)  # job process pid → peak RSS
+    uss_mb: dict[int, float] = field(default_factory=dict)  # → largest USS sampled
+    pss_mb: dict[int, float] = field(default_factory=dict)  # → largest PSS sampled
     _before: dict[str, float] = field(default_factory=dict)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
@@ -105,6 +111,12 @@ class CostMeter:
                 peak = peak_rss_mb(kid.pid)
                 if peak is not None:
                     self.peaks_mb[kid.pid] = max(peak, self.peaks_mb.get(kid.pid, 0.0))
+                try:
+                    full = kid.memory_full_info()
+                except (psutil.NoSuchProcess, psutil.AccessDenied):
+                    continue
+                for seen, value in ((self.uss_mb, full.uss), (self.pss_mb, full.pss)):
+                    seen[kid.pid] = max(value / 2**20, seen.get(kid.pid, 0.0))
 
     def stop(self, conversation_s: float) -> dict[str, object]:
         """CPU seconds and CPU seconds per conversation-minute per role, the job processes'
@@ -115,18 +127,24 @@ class CostMeter:
         after = role_cpu(self.roles)
         used = {role: max(0.0, after[role] - self._before.get(role, 0.0)) for role in after}
         minutes = conversation_s / 60
-        peaks = sorted(self.peaks_mb.values())
+
+        def spread(values: dict[int, float]) -> dict[str, float | int | None]:
+            ordered = sorted(values.values())
+            return {
+                "count": len(ordered),
+                "median": round(ordered[len(ordered) // 2], 1) if ordered else None,
+                "max": round(ordered[-1], 1) if ordered else None,
+            }
+
         return {
             "conversation_minutes": round(minutes, 3),
             "cpu_s": {r: round(v, 2) for r, v in used.items()},
             "cpu_s_per_conversation_minute": {
                 r: (round(v / minutes, 3) if minutes > 0 else None) for r, v in used.items()
             },
-            "job_process_peak_mb": {
-                "count": len(peaks),
-                "max": round(peaks[-1], 1) if peaks else None,
-                "median": round(peaks[len(peaks) // 2], 1) if peaks else None,
-            },
+            "job_process_peak_mb": spread(self.peaks_mb),
+            "job_process_uss_mb": spread(self.uss_mb),
+            "job_process_pss_mb": spread(self.pss_mb),
         }
 
 
@@ -140,10 +158,12 @@ def cost_table(cost: Mapping[str, object]) -> str:
     for role, seconds in cpu.items():
         rate = per_min[role]
         lines.append(f"{role:<{width}}  {seconds:5.1f}  {'—' if rate is None else f'{rate:.2f}'}")
-    mem = cost["job_process_peak_mb"]
-    assert isinstance(mem, dict)
-    lines.append(
-        f"job processes: {mem['count']}, peak RSS median {mem['median']} MiB, max {mem['max']} MiB"
-        f" ({cost['conversation_minutes']} conversation-minutes)"
-    )
+    lines.append(f"job processes ({cost['conversation_minutes']} conversation-minutes):")
+    for key, label in (("peak", "peak RSS"), ("uss", "largest USS"), ("pss", "largest PSS")):
+        mem = cost.get(f"job_process_{key}_mb")
+        if isinstance(mem, dict):
+            lines.append(
+                f"  {label}: median {mem['median']} MiB, max {mem['max']} MiB "
+                f"over {mem['count']} processes"
+            )
     return "\n".join(lines)

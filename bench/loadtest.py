@@ -31,6 +31,16 @@ and dropped sessions side by side, with the ratio stt / vad of p50 and p90. The 
 entry of "runs" per N and mode (its "turn_mode"), and, with several modes, "comparison": one
 entry per N with each mode's figures and the ratio.
 
+Where the time goes: every answered turn is joined with the worker's marks of the reply it
+heard (the `turn waterfall` lines of the workers' logs, agent.ops.waterfall; --spawn-stack
+reads its worker's log) and cut into hops on one monotonic clock: uplink, STT end of speech,
+commit, LLM request, LLM first token, text to the TTS, TTS first audio, into the room,
+downlink. Printed per run as p50/p90 per hop with the network, model and orchestration sums;
+the JSON's "waterfall" has them per turn; the plot stacks the hops' medians. --stopwatch adds
+a hidden third participant per room that times each turn from what it hears. With one turn
+mode and --spawn-stack, "cost" gives each process's CPU seconds per conversation-minute and
+the job processes' peak memory (bench.cost).
+
 It connects to LIVEKIT_URL with LIVEKIT_API_KEY / LIVEKIT_API_SECRET, e.g. to the dev stack
 (`bash scripts/dev-stack.sh`: LIVEKIT_URL=ws://127.0.0.1:7880 LIVEKIT_API_KEY=devkey
 LIVEKIT_API_SECRET=secret; it exports no metrics unless AGENT_PROMETHEUS_PORT is set).

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 
 from bench.cost import WORKER, CostMeter, cost_table, peak_rss_mb, role_cpu
 
@@ -74,3 +75,22 @@ def test_a_role_started_by_another_is_not_charged_to_it() -> None:
         assert before_me >= both["me"] + 0.25 - 0.05
     finally:
         server.communicate("\n", timeout=10)
+
+
+def test_the_sampler_keeps_each_job_processs_memory() -> None:
+    # a "worker" whose "job process" lives until stdin closes
+    script = "import subprocess, sys\nsubprocess.run([sys.executable, '-c', 'input()'])"
+    worker = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE, text=True)
+    try:
+        meter = CostMeter({WORKER: worker.pid}, interval_s=0.02)
+        meter.start()
+        deadline = time.monotonic() + 20
+        while not meter.uss_mb and time.monotonic() < deadline:
+            time.sleep(0.02)  # polling the sampler's result, bounded by the deadline
+        cost = meter.stop(conversation_s=60.0)
+        uss, pss, peak = (cost[f"job_process_{k}_mb"] for k in ("uss", "pss", "peak"))
+        assert isinstance(uss, dict) and isinstance(pss, dict) and isinstance(peak, dict)
+        assert uss["count"] == 1 and 0 < uss["max"] <= pss["max"] <= peak["max"]
+        assert "largest USS" in cost_table(cost)
+    finally:
+        worker.communicate("\n", timeout=10)
