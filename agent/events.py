@@ -99,6 +99,13 @@ class SessionEvents:
         sink.on("playback_started", lambda _ev: self.on_playout(time.monotonic()))
 
     def on_playout(self, now: float) -> None:
+        # called from the room output's forwarding loop: a bug here must not stop the audio
+        try:
+            self._close_waterfall(now)
+        except Exception:
+            logger.exception("latency waterfall failed")
+
+    def _close_waterfall(self, now: float) -> None:
         assert self.waterfall is not None
         turn = self.waterfall.playout_started(now)
         if turn.tts_ttfb is not None:

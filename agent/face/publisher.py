@@ -45,10 +45,6 @@ class FacePublisher:
         self._sending: asyncio.Task[None] | None = None
         self._closed = False
 
-    @property
-    def tracker(self) -> AffectTracker:
-        return self._tracker
-
     def reply_started(self) -> None:
         """A new LLM reply: cues of one that was never heard are dropped."""
         self._cues.clear()
