@@ -100,9 +100,10 @@ class FacePublisher:
     def _publish(self) -> None:
         if self._closed:
             return
-        affect = self._tracker.due(self._now())
+        now = self._now()  # one reading: the stamp is the time the rate limit decided on
+        affect = self._tracker.due(now)
         if affect is not None:
-            self._send(attributes(affect, self._now()))
+            self._send(attributes(affect, now))
         at = self._tracker.next_at()
         if at is not None and self._timer is None:
             loop = asyncio.get_running_loop()
