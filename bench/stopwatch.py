@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 from livekit import rtc
 
-from agent.ops.waterfall import VOICE_PEAK
+from agent.ops.waterfall import is_voiced
 from harness.join_token import make_token
 from harness.livekit_server import ROOT, start_livekit_server
 
@@ -37,13 +37,7 @@ from .stats import Summary, format_table, summarize
 SAMPLE_RATE = 48000
 FRAME_MS = 10
 FRAME_SAMPLES = SAMPLE_RATE * FRAME_MS // 1000
-LOUD = VOICE_PEAK  # one rule for "voiced" everywhere: a sample above 300 / 32768
 AGENT_PREFIX = "agent-"  # LiveKit names an agent participant agent-<job id>
-
-
-def frame_is_loud(frame: rtc.AudioFrame) -> bool:
-    samples = np.frombuffer(frame.data, dtype=np.int16)
-    return bool(samples.size) and int(np.abs(samples).max()) > LOUD * 32768
 
 
 @dataclass
@@ -98,7 +92,7 @@ class Stopwatch:
         stream = rtc.AudioStream(track, sample_rate=SAMPLE_RATE, num_channels=1)
         try:
             async for ev in stream:
-                if frame_is_loud(ev.frame):
+                if is_voiced(ev.frame):  # one rule for "voiced" on every side
                     heard.loud.append(time.monotonic())
         finally:
             await stream.aclose()
@@ -134,14 +128,7 @@ async def _echo(room: rtc.Room, source: rtc.AudioSource, arrivals: list[float]) 
             track.set_result(t)
 
     room.on("track_subscribed", on_track)
-    stream = rtc.AudioStream(await track, sample_rate=SAMPLE_RATE, num_channels=1)
-    was_loud = False
-    async for ev in stream:
-        loud = frame_is_loud(ev.frame)
-        if loud and not was_loud:
-            arrivals.append(time.monotonic())
-        was_loud = loud
-        await source.capture_frame(ev.frame)
+    await _hear_onsets(await track, arrivals, forward_to=source)
 
 
 async def _send_clicks(source: rtc.AudioSource, count: int, sent: list[float]) -> None:
@@ -215,14 +202,20 @@ async def measure_floor(url: str, api_key: str, api_secret: str, clicks: int) ->
     }
 
 
-async def _hear_onsets(track: rtc.Track, onsets: list[float]) -> None:
+async def _hear_onsets(
+    track: rtc.Track, onsets: list[float], forward_to: rtc.AudioSource | None = None
+) -> None:
+    """The arrival time of each loud frame that follows a quiet one into `onsets`; every frame
+    also into `forward_to` (the echo) when given."""
     stream = rtc.AudioStream(track, sample_rate=SAMPLE_RATE, num_channels=1)
     was_loud = False
     async for ev in stream:
-        loud = frame_is_loud(ev.frame)
+        loud = is_voiced(ev.frame)
         if loud and not was_loud:
             onsets.append(time.monotonic())
         was_loud = loud
+        if forward_to is not None:
+            await forward_to.capture_frame(ev.frame)
 
 
 def main(argv: list[str] | None = None) -> int:

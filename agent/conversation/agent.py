@@ -6,7 +6,6 @@ import time
 from collections.abc import AsyncIterable, AsyncIterator, Callable
 from dataclasses import dataclass
 
-import numpy as np
 from livekit import rtc
 from livekit.agents import Agent, APIError, ModelSettings, llm, stt
 from livekit.agents.llm.utils import ThinkingTokenFilter, strip_thinking_tokens
@@ -16,7 +15,7 @@ from agent.face.publisher import FacePublisher, ReplyCues
 from agent.interruptions import Interruptions
 from agent.log import logger
 from agent.ops.metrics import ERRORS
-from agent.ops.waterfall import VOICE_PEAK, Waterfall
+from agent.ops.waterfall import Waterfall, is_voiced
 
 APOLOGY = {
     "en": "Sorry, I lost my train of thought for a moment. Could you say that again?",
@@ -76,12 +75,6 @@ async def _observed(
         except Exception:  # an observer's bug must not deafen the agent
             logger.exception("user audio observer failed")
         yield frame
-
-
-def is_voiced(frame: rtc.AudioFrame) -> bool:
-    """Whether a frame holds a sample louder than VOICE_PEAK (the listener's rule for "loud")."""
-    samples = np.frombuffer(frame.data, dtype=np.int16)
-    return bool(samples.size) and int(np.abs(samples).max()) > VOICE_PEAK * 32768
 
 
 async def _first_marked(

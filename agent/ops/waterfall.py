@@ -14,11 +14,23 @@ import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from livekit import rtc
 
 # A sample louder than this counts as voice; the load generator and the test participant
 # find the end of their speech with the same threshold (|int16| > 300).
 VOICE_PEAK = 300 / 32768
+
+
+def is_voiced(frame: rtc.AudioFrame) -> bool:
+    """Whether a 16-bit frame holds a sample louder than VOICE_PEAK."""
+    samples = np.frombuffer(frame.data, dtype=np.int16)
+    return bool(samples.size) and int(np.abs(samples).max()) > VOICE_PEAK * 32768
+
 
 Kind = Literal["network", "model", "orchestration"]
 

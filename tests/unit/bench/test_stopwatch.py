@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 from livekit import rtc
 
+from agent.ops.waterfall import is_voiced
 from bench.stopwatch import (
     FRAME_SAMPLES,
     SAMPLE_RATE,
     Heard,
     click,
-    frame_is_loud,
     pair_up,
     turn_seen,
 )
@@ -39,5 +39,5 @@ def test_a_click_is_loud_from_its_first_sample_and_silence_is_not() -> None:
     assert abs(int(tone[0])) > 300 and tone.size == SAMPLE_RATE // 20
     first = rtc.AudioFrame(tone[:FRAME_SAMPLES].tobytes(), SAMPLE_RATE, 1, FRAME_SAMPLES)
     quiet = np.zeros(FRAME_SAMPLES, dtype=np.int16)
-    assert frame_is_loud(first)
-    assert not frame_is_loud(rtc.AudioFrame(quiet.tobytes(), SAMPLE_RATE, 1, FRAME_SAMPLES))
+    assert is_voiced(first)
+    assert not is_voiced(rtc.AudioFrame(quiet.tobytes(), SAMPLE_RATE, 1, FRAME_SAMPLES))

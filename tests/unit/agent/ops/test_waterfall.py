@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 from livekit import rtc
 
-from agent.conversation.agent import is_voiced
 from agent.ops.waterfall import (
     HOP_NAMES,
     LOG_PREFIX,
     TurnMarks,
     Waterfall,
     hop_durations,
+    is_voiced,
     log_line,
     orchestration,
     parse_log,
