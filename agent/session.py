@@ -99,6 +99,7 @@ async def build_session(
             use_pause_heads=turns.turn_detection == "stt",
             flush_frames=turns.flush_frames,
             flush_timeout=turns.flush_timeout_s,
+            flush_to_voice=settings.stt_flush == "voice",
         ),
         tts=kyutai.TTS(
             url=models.tts_urls,

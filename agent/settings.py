@@ -196,6 +196,13 @@ class AgentSettings(BaseSettings):
         "silence (`vad`); an STT model without pause heads gets `vad` (its build_info says so)",
         validation_alias="KYUTAI_TURN_DETECTION",
     )
+    stt_flush: Literal["voice", "full"] = Field(
+        "voice",
+        description="how far the STT is flushed when a turn ends: past the last voiced frame "
+        "(`voice`, about -50 dBFS), or through the whole pause and the model delay (`full`, "
+        "as Unmute does; a noisy microphone gets that anyway)",
+        validation_alias="KYUTAI_STT_FLUSH",
+    )
     vad_min_silence_s: float = Field(
         0.55,
         gt=0,

@@ -16,8 +16,10 @@ before and after each run (--agent-metrics URL[,URL...]; set by --spawn-stack). 
 tts_ttfb include the greetings.
 
 --turn-modes compares end-of-turn modes in one run: `stt`, Kyutai's pause heads (the agent's
-default, KYUTAI_TURN_DETECTION=stt), and `vad`, 0.35 s of Silero VAD silence
-(KYUTAI_TURN_DETECTION=vad KYUTAI_VAD_MIN_SILENCE_S=0.35). Each mode's rooms are dispatched to
+default, KYUTAI_TURN_DETECTION=stt), `vad`, 0.35 s of Silero VAD silence
+(KYUTAI_TURN_DETECTION=vad KYUTAI_VAD_MIN_SILENCE_S=0.35), and `stt-full-flush`, the pause heads
+with the STT flushed through the whole pause as before the cut in docs/latency.md
+(KYUTAI_STT_FLUSH=full). Each mode's rooms are dispatched to
 its own agent: --spawn-stack starts one worker per mode (agent name kyutai-MODE) on the same
 livekit-server, inference server and stub LLM; against a deployment, name them with
 --agent-name stt=NAME,vad=NAME (and --agent-metrics stt=URL,vad=URL); there the mode names
@@ -27,7 +29,8 @@ with N >= 2 every round mixes the modes under one load, N stays the number of si
 conversations, and after M rounds each mode has had N conversations of --turns turns
 (--rounds R repeats this R times; at N = 1 the modes alternate round by round). Printed per N:
 each mode's count, mean, p50, p90, max of end of speech → first audible answer, failed turns
-and dropped sessions side by side, with the ratio stt / vad of p50 and p90. The JSON gets one
+and dropped sessions side by side, with the ratio stt / vad (or stt / stt-full-flush) of p50
+and p90. The JSON gets one
 entry of "runs" per N and mode (its "turn_mode"), and, with several modes, "comparison": one
 entry per N with each mode's figures and the ratio.
 
@@ -129,10 +132,17 @@ TURN_MODES: dict[str, TurnMode] = {
             "VAD 0.35 s",
             {"KYUTAI_TURN_DETECTION": "vad", "KYUTAI_VAD_MIN_SILENCE_S": "0.35"},
         ),
+        # the pause heads with the flush as it was before docs/latency.md's cut
+        TurnMode(
+            "stt-full-flush",
+            "pause heads, full flush",
+            {"KYUTAI_TURN_DETECTION": "stt", "KYUTAI_STT_FLUSH": "full"},
+        ),
     )
 }
 DEFAULT_TURN_MODE = "stt"  # the agent's default (agent/settings.py: turn_detection)
-RATIO = ("stt", "vad")  # compared as RATIO[0] / RATIO[1] when a run has both
+# compared as a / b, the first pair a run has both of
+RATIOS = (("stt", "vad"), ("stt", "stt-full-flush"))
 
 
 def spawned_agent(mode: str) -> str:
@@ -521,7 +531,8 @@ def report_table(result: RunResult, several_modes: bool = False) -> str:
 def comparison(by_mode: Mapping[str, RunResult]) -> dict[str, Any]:
     """One N's turn modes side by side: each one's end-to-end summary at the listener
     (count, mean, p50, p90, p99, max), failed turns and dropped sessions, and the ratio
-    RATIO[0] / RATIO[1] of p50 and p90 (None without both modes or without a value)."""
+    a / b of p50 and p90 for the first pair of RATIOS the run has (None without both modes or
+    without a value)."""
     users = {r.users for r in by_mode.values()}
     if len(users) != 1:
         raise ValueError(f"one N at a time, not {sorted(users)}")
@@ -533,7 +544,7 @@ def comparison(by_mode: Mapping[str, RunResult]) -> dict[str, Any]:
         }
         for mode, r in by_mode.items()
     }
-    num, den = RATIO
+    num, den = next(((a, b) for a, b in RATIOS if a in by_mode and b in by_mode), RATIOS[0])
     ratio: dict[str, Any] = {"of": num, "to": den}
     if num in by_mode and den in by_mode:
         ratio.update(ratios(by_mode[num].summary(), by_mode[den].summary()))

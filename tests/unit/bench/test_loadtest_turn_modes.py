@@ -128,6 +128,20 @@ def test_comparison_side_by_side_with_the_ratio() -> None:
     assert "stt / vad: p50 0.75x, p90 0.72x" in table
 
 
+def test_a_cut_is_compared_with_the_mode_before_it() -> None:
+    # the pause heads with the flush before the cut: same turn detection, the old flush
+    assert TURN_MODES["stt-full-flush"].env == {
+        "KYUTAI_TURN_DETECTION": "stt",
+        "KYUTAI_STT_FLUSH": "full",
+    }
+    comp = comparison(
+        {"stt": run("stt", 4, [0.9, 1.1]), "stt-full-flush": run("stt-full-flush", 4, [1.0, 1.2])}
+    )
+    assert comp["ratio"]["of"] == "stt" and comp["ratio"]["to"] == "stt-full-flush"
+    assert comp["ratio"]["p50"] == pytest.approx(1.0 / 1.1)
+    assert "stt / stt-full-flush: p50 0.91x" in comparison_table(comp)
+
+
 def test_comparison_without_answers_or_without_vad_has_no_ratio() -> None:
     comp = comparison({"stt": run("stt", 4, [None]), "vad": run("vad", 4, [1.0])})
     assert comp["ratio"]["p50"] is None and comp["modes"]["stt"]["p50"] is None

@@ -37,6 +37,9 @@ class FakeKyutai:
     close_after_marker: bool = False
     send_steps: bool = True  # False: a model without pause heads
     step_s: float = 0.0  # compute per STT step: > 0 is a server slower than the audio it gets
+    # STT steps stop once this many frames are processed, until `resume` is set
+    hold_at_frame: int | None = None
+    resume: asyncio.Event = field(default_factory=asyncio.Event)
     tts_frames_per_word: int = 2
     open_sockets: int = 0
     connections: int = 0
@@ -125,6 +128,8 @@ class FakeKyutai:
                 buf = np.concatenate([buf, np.asarray(data["pcm"], dtype=np.float32)])
                 while buf.size >= FRAME:
                     buf = buf[FRAME:]
+                    if self.hold_at_frame is not None and self.stt_frames >= self.hold_at_frame:
+                        await self.resume.wait()
                     if self.step_s:
                         await asyncio.sleep(self.step_s)  # stands for the model's compute
                     p = self.pause_prob(self.stt_frames)
@@ -136,6 +141,7 @@ class FakeKyutai:
                     out += self.stt_script.get(self.stt_frames, [])
                     frames += 1
                     self.stt_frames += 1
+                    await self._notify()
                     for mid, due in list(pending_markers):
                         if due <= frames:
                             out.append({"type": "Marker", "id": mid})

@@ -147,6 +147,88 @@ async def test_framework_flush_sentinel_finalises_the_turn(server: FakeKyutai) -
     await model.aclose()
 
 
+def voice_then_silence(voiced_s: float, silent_s: float) -> list[rtc.AudioFrame]:
+    """Noise well above the voice gate, then digital silence (a quiet microphone)."""
+    step = SR // 50
+    pcm = np.zeros(int((voiced_s + silent_s) * SR), dtype=np.int16)
+    rng = np.random.default_rng(3)
+    pcm[: int(voiced_s * SR)] = (rng.standard_normal(int(voiced_s * SR)) * 3000).astype(np.int16)
+    return [
+        rtc.AudioFrame(pcm[i : i + step].tobytes(), SR, 1, step)
+        for i in range(0, pcm.size - step + 1, step)
+    ]
+
+
+async def flushed_turn(
+    server: FakeKyutai,
+    *,
+    to_voice: bool,
+    words: dict[int, list[dict[str, object]]],
+    pause_at: int = 22,
+    hold: bool = True,
+) -> tuple[str, int]:
+    """1.2 s of voice (room frames 0-14) then 2 s of silence, the pause detected at room frame
+    `pause_at`; with `hold`, the server stops at room frame 30 until the turn's END_OF_SPEECH
+    came. Returns the final transcript and the frames the server had stepped through then."""
+    server.stt_script = words
+    server.pause_prob = lambda i: 0.9 if i >= LEAD + pause_at else 0.05
+    server.hold_at_frame = LEAD + 30
+    if not hold:
+        server.resume.set()
+    model = kyutai.STT(url=server.url, flush_to_voice=to_voice)
+    stream = model.stream(conn_options=FAST)
+    frames = voice_then_silence(1.2, 2.0)
+    # what is queued before the connection opens is a backlog, whose silence is skipped
+    stream.push_frame(frames[0])
+    await server.wait_for(lambda: server.stt_frames >= LEAD)
+    for f in frames[1:]:
+        stream.push_frame(f)
+    events = await collect(stream, stt.SpeechEventType.END_OF_SPEECH)
+    stepped = server.stt_frames
+    server.resume.set()
+    await stream.aclose()
+    await model.aclose()
+    return events[-2].alternatives[0].text, stepped
+
+
+async def test_a_flush_to_voice_ends_the_turn_without_stepping_through_the_pause(
+    server: FakeKyutai,
+) -> None:
+    # The voice ends at room frame 15: its words are out by step 15 + 6 + 3 = 24, so the turn
+    # ends while the server is held at 30, with the word spoken at frame 10.
+    text, stepped = await flushed_turn(
+        server, to_voice=True, words={LEAD + 16: word("hello", LEAD + 16)}
+    )
+    assert text == "hello"
+    assert stepped <= LEAD + 30
+
+
+async def test_the_full_flush_steps_through_the_whole_pause(server: FakeKyutai) -> None:
+    # Unmute's rule on the same turn: the pause came with frame 22, so at least 23 frames were
+    # sent; the flush steps past them and the delay (8 frames), beyond the hold at 30.
+    text, stepped = await flushed_turn(
+        server, to_voice=False, words={LEAD + 16: word("hello", LEAD + 16)}, hold=False
+    )
+    assert text == "hello"
+    assert stepped >= LEAD + 23 + 8
+
+
+async def test_a_word_the_voice_gate_did_not_hear_gets_the_full_flush(
+    server: FakeKyutai,
+) -> None:
+    # A quiet word (under the gate) that starts after the last voiced frame: the voice gate is
+    # wrong for this microphone, and the flush steps through the whole pause.
+    text, stepped = await flushed_turn(
+        server,
+        to_voice=True,
+        words={LEAD + 16: word("hello", LEAD + 16), LEAD + 24: word("again", LEAD + 24)},
+        pause_at=26,
+        hold=False,
+    )
+    assert text == "hello again"
+    assert stepped >= LEAD + 27 + 8
+
+
 async def test_resamples_48k_input(server: FakeKyutai) -> None:
     server.stt_script = {14: word("hi", 14)}
     model = kyutai.STT(url=server.url)

@@ -17,6 +17,7 @@ from livekit.plugins.kyutai.turn import (
     TurnFinished,
     TurnOptions,
     TurnTracker,
+    flush_target,
 )
 
 LOW = (0.01, 0.02, 0.05, 0.05)
@@ -314,3 +315,26 @@ def test_timeline_skip_after_samples_still_held_back() -> None:
     assert tl.to_room_time(1.1) == pytest.approx(1.1)
     assert tl.to_room_time(1.5) == pytest.approx(4.5)
     assert (tl.server_samples, tl.room_samples) == (200, 500)
+
+
+def test_a_flush_to_voice_reaches_past_the_last_voiced_frame_only() -> None:
+    # 40 frames sent, voice in the first 15, a 6-step delay: the full rule steps through the
+    # whole pause; the voice rule stops 3 steps past the voice's words (15 + 6 + 3).
+    common = {"sent_frames": 40, "delay_steps": 6, "last_word_start": 0.5}
+    assert flush_target(**common, voiced_frames=15, to_voice=False) == 48
+    assert flush_target(**common, voiced_frames=15, to_voice=True) == 24
+    # never further than the full rule (a microphone whose noise counts as voice)
+    assert flush_target(**common, voiced_frames=40, to_voice=True) == 48
+    # nothing voiced yet: the full rule
+    assert flush_target(**common, voiced_frames=None, to_voice=True) == 48
+
+
+def test_a_word_where_no_voice_was_heard_gets_the_full_flush() -> None:
+    # The last word starts at 1.28 s (frame 16), after the last voiced frame: speech quieter
+    # than the voice gate. Its words may be anywhere, so the whole pause is stepped through.
+    assert (
+        flush_target(
+            sent_frames=40, delay_steps=6, voiced_frames=15, last_word_start=1.28, to_voice=True
+        )
+        == 48
+    )

@@ -28,6 +28,7 @@ from .log import logger
 from .models import DEFAULT_STT_URL, FRAME_SIZE, SAMPLE_RATE, STT_ROUTE
 from .turn import (
     DEFAULT_DELAY_STEPS,
+    VOICED_PEAK,
     AudioTimeline,
     FlushNeeded,
     SpeechEnded,
@@ -38,6 +39,7 @@ from .turn import (
     TurnFinished,
     TurnOptions,
     TurnTracker,
+    flush_target,
 )
 
 STT_URL_ENV = "KYUTAI_STT_URL"
@@ -56,6 +58,7 @@ class _STTOptions:
     turn: TurnOptions
     flush_frames: int
     flush_timeout: float
+    flush_to_voice: bool
     usage_interval: float
 
 
@@ -73,6 +76,7 @@ class STT(stt.STT):
         use_pause_heads: bool = True,
         flush_frames: int = 8,
         flush_timeout: float = 3.0,
+        flush_to_voice: bool = True,
         usage_interval: float = 10.0,
         http_session: aiohttp.ClientSession | None = None,
     ) -> None:
@@ -96,6 +100,10 @@ class STT(stt.STT):
                 inside the model delay come out (ceil(delay / 0.08) + 1).
             flush_timeout: give up on a flush after this many seconds without progress
                 (a server still stepping through queued audio is waited for).
+            flush_to_voice: a flush with pause heads reaches only past the last voiced frame
+                (peak above about -50 dBFS), not through the whole pause: the pause's
+                transcript is empty, and the final transcript comes that much sooner. False
+                steps through all the audio sent and the model delay, as Unmute does.
             usage_interval: seconds of audio between RECOGNITION_USAGE reports.
             http_session: aiohttp session to use; the job's shared session by default.
         """
@@ -121,6 +129,7 @@ class STT(stt.STT):
             ),
             flush_frames=max(1, flush_frames),
             flush_timeout=flush_timeout,
+            flush_to_voice=flush_to_voice,
             usage_interval=usage_interval,
         )
         self._http = connection.HttpSessions(http_session)
@@ -276,6 +285,8 @@ class _Connection:
         self._flush_timer: asyncio.TimerHandle | None = None
         self._flush_progress = 0  # Steps when the flush timer was last armed
         self._anchored = False  # the stream's start_time is set for this connection
+        # Where the last voiced sample sent ends, on the server's timeline (see flush_target).
+        self._voiced_end: int | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         # The end of speech of a turn whose last words are still being flushed out: sent
         # right after its final transcript (see _emit).
@@ -324,7 +335,7 @@ class _Connection:
                 self._s.start_time = time.time() - chunk.size / SAMPLE_RATE
                 self._anchored = True
             await self._send(protocol.encode_audio(chunk))
-            self._timeline.sent_room_audio(chunk.size)
+            self._sent_room_audio(chunk)
         self._s._unreported_audio += chunk.size / SAMPLE_RATE
         if self._s._unreported_audio >= self._opts.usage_interval:
             self._s._report_usage()
@@ -333,9 +344,9 @@ class _Connection:
         """Silence after the turn's audio, so the words still inside the model delay come out.
 
         When the server sends Steps (a model with pause heads), the flush is done once it has
-        stepped through the turn's audio, the model delay and one more step, counted in Steps
-        as Unmute does. Only a server without Steps gets a Marker: Kyutai's Python STT module
-        ends the session after echoing one."""
+        stepped through the turn's audio (its voiced part, with `flush_to_voice`), the model
+        delay and one more step, counted in Steps as Unmute does. Only a server without Steps
+        gets a Marker: Kyutai's Python STT module ends the session after echoing one."""
         if not self._tracker.steps and self._steps_expected:
             try:
                 await asyncio.wait_for(self._first_step.wait(), FIRST_STEP_WAIT_S)
@@ -345,24 +356,49 @@ class _Connection:
             if self._pending.size:
                 chunk, self._pending = self._pending, np.zeros(0, dtype=np.float32)
                 await self._send(protocol.encode_audio(chunk))
-                self._timeline.sent_room_audio(chunk.size)
+                self._sent_room_audio(chunk)
                 self._s._unreported_audio += chunk.size / SAMPLE_RATE
             self._flushed.clear()
             turn_frames = -(-self._timeline.server_samples // FRAME_SIZE)
-            if self._tracker.steps:
-                self._awaited_marker = None
-                # the words of step n come after Step n: wait for the Step after the last one
-                delay = max(self._tracker.delay_steps, DEFAULT_DELAY_STEPS)
-                target = turn_frames + delay + 2
-            else:
+            if not self._tracker.steps:
                 self._marker_id += 1
                 self._awaited_marker = self._marker_id
                 await self._send(protocol.encode_marker(self._marker_id))
-            await self._send_silence(self._opts.flush_frames)
-            if self._tracker.steps:
-                self._flush_target = min(target, self._timeline.server_samples // FRAME_SIZE)
+                await self._send_silence(self._opts.flush_frames)
+                self._flush_progress = self._tracker.steps
+                self._arm_flush_timer()
+                return
+            self._awaited_marker = None
+            # the words of step n come after Step n: wait for the Step after the last one
+            target = flush_target(
+                sent_frames=turn_frames,
+                delay_steps=max(self._tracker.delay_steps, DEFAULT_DELAY_STEPS),
+                voiced_frames=(
+                    None if self._voiced_end is None else -(-self._voiced_end // FRAME_SIZE)
+                ),
+                last_word_start=self._tracker.last_word_start,
+                to_voice=self._opts.flush_to_voice,
+            )
+            # Silence steps the server at its own speed; audio already sent counts too.
+            silence = (
+                min(self._opts.flush_frames, max(0, target - turn_frames))
+                if self._opts.flush_to_voice
+                else self._opts.flush_frames
+            )
+            if silence:
+                await self._send_silence(silence)
+            self._flush_target = min(target, self._timeline.server_samples // FRAME_SIZE)
+            if self._tracker.steps >= self._flush_target:
+                self._on_flushed()  # every word is already out
+                return
         self._flush_progress = self._tracker.steps
         self._arm_flush_timer()
+
+    def _sent_room_audio(self, pcm: np.ndarray) -> None:
+        voiced = np.flatnonzero(np.abs(pcm) >= VOICED_PEAK)
+        if voiced.size:
+            self._voiced_end = self._timeline.server_samples + int(voiced[-1]) + 1
+        self._timeline.sent_room_audio(pcm.size)
 
     async def _send_silence(self, frames: int) -> None:
         silence = np.zeros(FRAME_SIZE * frames, dtype=np.float32)

@@ -106,6 +106,38 @@ def join_words(words: tuple[TimedWord, ...] | list[TimedWord]) -> str:
 DEFAULT_DELAY_STEPS = 6
 _MAX_DELAY_STEPS = 64
 
+# A frame whose peak stays under this (about -50 dBFS of float audio) carries no word: 10 dB
+# below the agent's "voiced" rule, so that soft word endings still count as voice.
+VOICED_PEAK = 0.003
+# Steps past a frame after which its words are surely out: the step that completes a word
+# (its Word comes after that Step), one to receive it, and one for a word with more text
+# pieces than frames.
+_WORD_OUT_STEPS = 3
+
+
+def flush_target(
+    *,
+    sent_frames: int,
+    delay_steps: int,
+    voiced_frames: int | None,
+    last_word_start: float | None,
+    to_voice: bool,
+) -> int:
+    """The `Step` count after which every word of an ended turn is out.
+
+    The full rule steps through all the audio sent and the model delay, as Unmute does. After
+    a pause most of that is silence, whose transcript is empty; with `to_voice`, the flush
+    only reaches past the last voiced frame (`voiced_frames` frames on the server's timeline
+    hold all the voice). A word that started where no voice was heard means the voice gate
+    is wrong for this microphone: the full rule then applies.
+    """
+    full = sent_frames + delay_steps + 2
+    if not to_voice or voiced_frames is None:
+        return full
+    if last_word_start is not None and last_word_start >= voiced_frames * FRAME_DURATION:
+        return full
+    return min(full, voiced_frames + delay_steps + _WORD_OUT_STEPS)
+
 
 @dataclass
 class TurnTracker:
@@ -156,6 +188,11 @@ class TurnTracker:
     @property
     def words(self) -> tuple[TimedWord, ...]:
         return tuple(self._words)
+
+    @property
+    def last_word_start(self) -> float | None:
+        """Where the open turn's last word starts on the server's timeline."""
+        return self._words[-1].start_time if self._words else None
 
     def on_word(self, text: str, start_time: float) -> list[TurnEvent]:
         text = text.strip()
