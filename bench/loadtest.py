@@ -39,7 +39,9 @@ heard (the `turn waterfall` lines of the workers' logs, agent.ops.waterfall; --s
 reads its worker's log) and cut into hops on one monotonic clock: uplink, STT end of speech,
 commit, LLM request, LLM first token, text to the TTS, TTS first audio, into the room,
 downlink. Printed per run as p50/p90 per hop with the network, model and orchestration sums;
-the JSON's "waterfall" has them per turn; the plot stacks the hops' medians. --stopwatch adds
+the JSON's "waterfall" has them per turn; the plot stacks the hops' medians. Each user reads
+its receive jitter buffer for the agent's audio as it leaves (part of the downlink; the JSON's
+"jitter_buffer", one per session). --stopwatch adds
 a hidden third participant per room that times each turn from what it hears. With one turn
 mode and --spawn-stack, "cost" gives each process's CPU seconds per conversation-minute and
 the job processes' peak memory (bench.cost).
@@ -59,6 +61,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import os
 import sys
@@ -73,6 +76,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from livekit import rtc
 
 from agent.ops.waterfall import HOPS, parse_log
 from harness.join_token import make_token
@@ -96,7 +100,15 @@ from .stats import (
     summarize,
 )
 from .stopwatch import AGENT_PREFIX, Stopwatch, turn_seen
-from .waterfall import HeardTurn, match, summarize_hops, turn_hops, waterfall_table
+from .waterfall import (
+    HeardTurn,
+    JitterBuffer,
+    jitter_buffer,
+    match,
+    summarize_hops,
+    turn_hops,
+    waterfall_table,
+)
 
 UTTERANCES = (
     "What is the weather like today?",
@@ -251,6 +263,7 @@ class RunResult:
     unmatched: int = 0  # answered turns whose reply the worker logs did not show
     conversation_s: float = 0.0  # greeting heard → leaving, summed over the users
     cost: dict[str, Any] | None = None  # bench.cost: CPU per process, job memory
+    jitter_buffers: list[JitterBuffer] = field(default_factory=list)  # one per session
 
     @property
     def failed_turns(self) -> int:
@@ -369,9 +382,38 @@ async def simulate_user(
             progress.show()
         if joined_at is not None:
             result.conversation_s += time.monotonic() - joined_at
+            buffer = await agent_jitter_buffer(user, room)
+            if buffer is not None:
+                result.jitter_buffers.append(buffer)
         await user.leave()
         if stopwatch is not None:
             await stopwatch.leave()
+
+
+async def agent_jitter_buffer(user: SimUser, room: str) -> JitterBuffer | None:
+    """The user's receive buffer for the agent's audio this session (the downlink's share
+    that is the listener's own), or None when the track or its stats are gone."""
+    for participant in user.room.remote_participants.values():
+        if participant.kind != rtc.ParticipantKind.PARTICIPANT_KIND_AGENT:
+            continue
+        for pub in participant.track_publications.values():
+            if pub.track is None or pub.kind != rtc.TrackKind.KIND_AUDIO:
+                continue
+            try:
+                stats = await asyncio.wait_for(pub.track.get_stats(), 5)
+            except Exception:  # the track went away, or the stats call failed: no figure
+                return None
+            for st in stats:
+                if st.HasField("inbound_rtp"):
+                    rtp = st.inbound_rtp.inbound
+                    return jitter_buffer(
+                        room,
+                        rtp.jitter_buffer_delay,
+                        rtp.jitter_buffer_target_delay,
+                        rtp.jitter_buffer_minimum_delay,
+                        rtp.jitter_buffer_emitted_count,
+                    )
+    return None
 
 
 async def timed_by(stopwatch: Stopwatch, user: SimUser, around: float) -> float | None:
@@ -523,9 +565,22 @@ def report_table(result: RunResult, several_modes: bool = False) -> str:
             "worker logs), user's last voiced sample → first audible answer:\n"
             + waterfall_table(summarize_hops(result.waterfall))
         )
+    if result.jitter_buffers:
+        text += "\n" + jitter_buffer_line(result.jitter_buffers)
     if result.cost is not None:
         text += "\ncost of the run:\n" + cost_table(result.cost)
     return text
+
+
+def jitter_buffer_line(buffers: Sequence[JitterBuffer]) -> str:
+    """The listeners' receive buffers for the agent's audio: part of the downlink hop."""
+    means = sorted(b.mean_ms for b in buffers)
+    target = summarize([b.target_ms for b in buffers])["p50"]
+    return (
+        f"listener jitter buffer for the agent's audio, {len(buffers)} sessions: mean delay "
+        f"p50 {summarize(means)['p50']:.1f} ms ({means[0]:.1f}-{means[-1]:.1f}), "
+        f"target p50 {target:.1f} ms"
+    )
 
 
 def comparison(by_mode: Mapping[str, RunResult]) -> dict[str, Any]:
@@ -609,6 +664,7 @@ def run_json(r: RunResult) -> dict[str, Any]:
             "unmatched": r.unmatched,
             "per_turn": r.waterfall,
         },
+        "jitter_buffer": [dataclasses.asdict(b) for b in r.jitter_buffers],
     }
 
 

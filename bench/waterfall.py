@@ -88,3 +88,25 @@ def _ms(value: float | int | None) -> float | int | None:
     if value is None or isinstance(value, int):
         return value
     return value * 1000
+
+
+@dataclass(frozen=True)
+class JitterBuffer:
+    """The listener's receive buffer for the agent's audio over one session, from libwebrtc's
+    inbound-rtp stats: the mean delay its samples waited, and the delay it aimed at."""
+
+    room: str
+    mean_ms: float
+    target_ms: float
+    minimum_ms: float
+
+
+def jitter_buffer(
+    room: str, delay_s: float, target_s: float, minimum_s: float, emitted: int
+) -> JitterBuffer | None:
+    """From the cumulative totals (seconds summed over the samples emitted); None before any
+    sample came out of the buffer."""
+    if emitted <= 0:
+        return None
+    per = 1000.0 / emitted
+    return JitterBuffer(room, delay_s * per, target_s * per, minimum_s * per)

@@ -5,7 +5,15 @@ from __future__ import annotations
 import pytest
 
 from agent.ops.waterfall import AGENT_MARKS, HOP_NAMES
-from bench.waterfall import HeardTurn, match, summarize_hops, turn_hops, waterfall_table
+from bench.loadtest import jitter_buffer_line
+from bench.waterfall import (
+    HeardTurn,
+    jitter_buffer,
+    match,
+    summarize_hops,
+    turn_hops,
+    waterfall_table,
+)
 
 
 def record(room: str, start: float, answers_user: bool = True) -> dict[str, object]:
@@ -56,3 +64,15 @@ def test_the_summary_and_table_cover_every_hop_in_order() -> None:
     table = waterfall_table(stats)
     assert "uplink (network)" in table and "= orchestration" in table
     assert "25.000" in table  # milliseconds
+
+
+def test_the_listeners_jitter_buffer_is_a_mean_per_emitted_sample() -> None:
+    # libwebrtc's totals: seconds summed over every sample the buffer emitted
+    buf = jitter_buffer("r", delay_s=480.0, target_s=384.0, minimum_s=360.0, emitted=16000)
+    assert buf is not None
+    assert (buf.mean_ms, buf.target_ms, buf.minimum_ms) == pytest.approx((30.0, 24.0, 22.5))
+    assert jitter_buffer("r", 0.0, 0.0, 0.0, emitted=0) is None  # nothing played yet
+    other = jitter_buffer("s", delay_s=960.0, target_s=384.0, minimum_s=360.0, emitted=16000)
+    assert other is not None
+    line = jitter_buffer_line([buf, other])
+    assert "2 sessions" in line and "(30.0-60.0)" in line and "target p50 24.0 ms" in line
