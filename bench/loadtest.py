@@ -19,9 +19,9 @@ tts_ttfb include the greetings.
 default, KYUTAI_TURN_DETECTION=stt), `vad`, 0.35 s of Silero VAD silence
 (KYUTAI_TURN_DETECTION=vad KYUTAI_VAD_MIN_SILENCE_S=0.35), and `stt-full-flush`, the pause heads
 with the STT flushed through the whole pause as before the cut in docs/latency.md
-(KYUTAI_STT_FLUSH=full). Each mode's rooms are dispatched to
-its own agent: --spawn-stack starts one worker per mode (agent name kyutai-MODE) on the same
-livekit-server, inference server and stub LLM; against a deployment, name them with
+(KYUTAI_STT_FLUSH=full). Each mode's rooms are dispatched to its own agent: --spawn-stack
+starts one worker per mode (agent name kyutai-MODE) on the same livekit-server, inference
+server and stub LLM; against a deployment, name them with
 --agent-name stt=NAME,vad=NAME (and --agent-metrics stt=URL,vad=URL); there the mode names
 only label what those workers were started with. At each N the modes share rounds of N
 simultaneous conversations: in round k, user i talks to mode number (i + k) mod M (M modes), so
@@ -30,9 +30,8 @@ conversations, and after M rounds each mode has had N conversations of --turns t
 (--rounds R repeats this R times; at N = 1 the modes alternate round by round). Printed per N:
 each mode's count, mean, p50, p90, max of end of speech → first audible answer, failed turns
 and dropped sessions side by side, with the ratio stt / vad (or stt / stt-full-flush) of p50
-and p90. The JSON gets one
-entry of "runs" per N and mode (its "turn_mode"), and, with several modes, "comparison": one
-entry per N with each mode's figures and the ratio.
+and p90. The JSON gets one entry of "runs" per N and mode (its "turn_mode"), and, with several
+modes, "comparison": one entry per N with each mode's figures and the ratio.
 
 Where the time goes: every answered turn is joined with the worker's marks of the reply it
 heard (the `turn waterfall` lines of the workers' logs, agent.ops.waterfall; --spawn-stack
@@ -41,10 +40,9 @@ commit, LLM request, LLM first token, text to the TTS, TTS first audio, into the
 downlink. Printed per run as p50/p90 per hop with the network, model and orchestration sums;
 the JSON's "waterfall" has them per turn; the plot stacks the hops' medians. Each user reads
 its receive jitter buffer for the agent's audio as it leaves (part of the downlink; the JSON's
-"jitter_buffer", one per session). --stopwatch adds
-a hidden third participant per room that times each turn from what it hears. With one turn
-mode and --spawn-stack, "cost" gives each process's CPU seconds per conversation-minute and
-the job processes' peak memory (bench.cost).
+"jitter_buffer", one per session). --stopwatch adds a hidden third participant per room that
+times each turn from what it hears. With one turn mode and --spawn-stack, "cost" gives each
+process's CPU seconds per conversation-minute and the job processes' peak memory (bench.cost).
 
 It connects to LIVEKIT_URL with LIVEKIT_API_KEY / LIVEKIT_API_SECRET, e.g. to the dev stack
 (`bash scripts/dev-stack.sh`: LIVEKIT_URL=ws://127.0.0.1:7880 LIVEKIT_API_KEY=devkey
