@@ -96,17 +96,3 @@ def speech_samples(
         )
     )
     return samples
-
-
-def longest_pause(samples: np.ndarray, sample_rate: int = SAMPLE_RATE, rms: float = 0.01) -> float:
-    """Seconds of the longest quiet stretch (10 ms windows under `rms`) between the first and
-    the last loud window: the pause a listener could take for the end of the speaker's turn."""
-    win = sample_rate // 100
-    n = len(samples) // win
-    loud = np.sqrt(np.mean(samples[: n * win].reshape(n, win) ** 2, axis=1)) >= rms
-    idx = np.flatnonzero(loud)
-    best = run = 0
-    for is_loud in loud[idx[0] : idx[-1]] if len(idx) else ():
-        run = 0 if is_loud else run + 1
-        best = max(best, run)
-    return best / 100
