@@ -18,7 +18,7 @@ from agent.interruptions.turn_mode import SttModel, TurnMode, choose_turn_mode, 
 from agent.log import logger
 from agent.ops import dispatch, health
 from agent.ops import metrics as agent_metrics
-from agent.ops.capacity import full_load, make_load_fnc
+from agent.ops.capacity import WorkerLoad, full_load
 from agent.ops.recordings import Recording
 from agent.ops.waterfall import Waterfall
 from agent.session import build_agent, build_session, load_vad, parse_room_metadata, room_options
@@ -32,7 +32,9 @@ _background: set[asyncio.Task[object]] = set()  # held so the loop does not drop
 
 def build_server(settings: AgentSettings) -> AgentServer:
     """An AgentServer that registers for explicit dispatch under `settings.agent_name`."""
-    load = make_load_fnc(settings)
+    # The job processes load the catalogue too (prewarm); here it says which requests need Moshi.
+    characters = load_catalog(settings.characters_file).characters
+    load = WorkerLoad(settings, duplex=any(c.duplex for c in characters.characters))
     server = AgentServer(
         ws_url=settings.livekit_url,
         api_key=settings.livekit_api_key,
@@ -50,9 +52,17 @@ def build_server(settings: AgentSettings) -> AgentServer:
     )
 
     async def on_request(request: JobRequest) -> None:
+        duplex = dispatch.wants_moshi(request.job.metadata, characters)
+        if duplex and not load.admits_duplex():
+            # Not terminated: LiveKit offers it to another worker. If none takes it, the
+            # dispatch has no job and the room waits in the dispatcher's line (told its place)
+            # until a Moshi slot frees. (A terminated job reads as taken for 15 s.)
+            logger.info("room %s wants Moshi, which has no free slot", request.room.name)
+            await request.reject(terminate=False)
+            return
         # Counted against the load before the accept goes out: a burst of dispatches must
         # not get more conversations than there are slots (see WorkerLoad.accepting).
-        load.accepting(request.id)
+        load.accepting(request.id, duplex=duplex)
         try:
             await request.accept()
         except BaseException:

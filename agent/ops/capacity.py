@@ -6,6 +6,11 @@ CPU is busy with something else while its GPU has room, so we count conversation
 (by default) the inference servers' free STT/TTS slots: a worker whose inference servers are
 full reports itself full, so LiveKit sends new rooms to another node.
 
+Moshi's slots are held by duplex conversations only, so they are not in that load (a full Moshi
+must not turn cascade rooms away): a duplex job is rejected at its request instead
+(`WorkerLoad.admits_duplex`). LiveKit then offers it to another worker; when none takes it, the
+room waits in the dispatcher's line, told its place, until a Moshi slot frees.
+
 `load_fnc` is called by the framework in an executor every ~0.5 s and before each job offer:
 `InferenceCapacity` answers from a snapshot refreshed by a background thread, never blocks on
 the network and never raises. An unreachable inference server counts as full.
@@ -26,7 +31,14 @@ from typing import Any
 from agent.log import logger
 from agent.ops.urls import http_endpoint
 
-ENGINES = ("stt", "tts")
+# Engines every conversation holds a slot of: they make the load LiveKit sees.
+LOAD_ENGINES = ("stt", "tts")
+MOSHI = "moshi"
+# A duplex job's Moshi session is in the slot gauges this long after the job was accepted (its
+# process ran, joined the room, opened the session): a snapshot older than that does not show
+# it, so the job counts against the free slots it reports. A session slower to open can still
+# find Moshi full: it tells the room and gives it back (agent/events.py).
+MOSHI_OPEN_S = 5.0
 # livekit-server offers a job only to workers whose reported load is under its target load
 # (0.7 in v1.13.5: pkg/agent/config.go DefaultTargetLoad; LiveKit Cloud uses the same), so a
 # worker at 3 of 4 conversations (0.75) would never get its fourth. The load we report is our
@@ -103,11 +115,24 @@ def worker_load(
     jobs, charged to each job accepted but not yet running) stops a burst of dispatches at the
     slot count, before the slot gauges (polled) have seen any of them."""
     load = job_load(active_jobs, max_jobs)
-    for slots in (inference or {}).values():
+    for engine, slots in (inference or {}).items():
+        if engine not in LOAD_ENGINES:
+            continue
         load = max(load, slots.load)
         if slots.total > 0:
             load = max(load, job_load(active_jobs, slots.total))
     return load
+
+
+def moshi_admits(slots: Slots | None, opening: int) -> bool:
+    """Whether a duplex conversation can have a Moshi slot: one free beyond the `opening`
+    duplex jobs accepted whose sessions the gauges may not show yet.
+
+    No server reporting Moshi slots (unreachable, or no Moshi engine) admits: the session then
+    tells the room why Moshi is unavailable, which a wait in line would not."""
+    if slots is None or slots.total <= 0:
+        return True
+    return slots.free > opening
 
 
 def fetch_slots(url: str, timeout_s: float) -> dict[str, Slots] | None:
@@ -123,8 +148,8 @@ def fetch_slots(url: str, timeout_s: float) -> dict[str, Slots] | None:
 class InferenceCapacity:
     """Keeps a fresh snapshot of the inference servers' free slots, per engine.
 
-    `engine_urls` maps "stt"/"tts" to the servers the plugins use for it (the same server
-    may serve both). A daemon thread polls every `interval_s`; `slots()` returns the last
+    `engine_urls` maps "stt"/"tts"/"moshi" to the servers the plugins use for it (the same
+    server may serve several). A daemon thread polls every `interval_s`; `slots()` returns the last
     snapshot, or every engine full when the snapshot is older than `max_age_s` (default:
     a few polling rounds).
     """
@@ -191,6 +216,12 @@ class InferenceCapacity:
             return {engine: Slots(0, 0) for engine in self._engine_urls}
         return snapshot
 
+    @property
+    def taken_at(self) -> float:
+        """When the last snapshot was taken (the clock's time; 0: none yet)."""
+        with self._lock:
+            return self._taken_at
+
     def start(self) -> None:
         if self._thread is not None:
             return
@@ -219,39 +250,70 @@ class WorkerLoad:
     `settings.capacity_from_inference` (AGENT_CAPACITY_FROM_INFERENCE) is on; scaled to
     `SERVER_TARGET_LOAD` (full = `full_load(settings)`)."""
 
-    def __init__(self, settings: Any) -> None:
+    def __init__(
+        self,
+        settings: Any,
+        *,
+        duplex: bool = False,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """`duplex`: the catalogue has duplex characters, so Moshi's slots are watched too."""
         self.max_jobs: int = settings.max_jobs
+        self._clock = clock
         self._accepting: dict[str, float] = {}  # job id -> when accepted
         self._lock = threading.Lock()  # load_fnc runs in the framework's executor
+        self._opening_duplex: dict[str, float] = {}  # duplex job id -> when accepted
         self.capacity: InferenceCapacity | None = None
         if settings.capacity_from_inference:
             override = [u.strip() for u in (settings.capacity_metrics_url or "").split(",")]
             override = [u for u in override if u]
+            engine_urls = {
+                "stt": override or list(settings.stt_urls),
+                "tts": override or list(settings.tts_urls),
+            }
+            if duplex:
+                engine_urls[MOSHI] = override or list(settings.moshi_urls)
             self.capacity = InferenceCapacity(
-                {
-                    "stt": override or list(settings.stt_urls),
-                    "tts": override or list(settings.tts_urls),
-                },
-                interval_s=settings.capacity_poll_interval_s,
+                engine_urls, interval_s=settings.capacity_poll_interval_s, clock=clock
             )
 
-    def accepting(self, job_id: str) -> None:
+    def accepting(self, job_id: str, *, duplex: bool = False) -> None:
         """A job this worker is accepting: it counts from now, not once its process runs.
 
         LiveKit's AgentServer counts a job from when a process runs it (`active_jobs`); while a
         process is still starting (seconds on a busy host) the job was invisible, and a burst
         of dispatches got more conversations than there are slots."""
+        now = self._clock()
         with self._lock:
-            self._accepting[job_id] = time.monotonic()
+            self._accepting[job_id] = now
+            if duplex:
+                self._opening_duplex[job_id] = now
 
     def not_accepted(self, job_id: str) -> None:
         with self._lock:
             self._accepting.pop(job_id, None)
+            self._opening_duplex.pop(job_id, None)
+
+    def admits_duplex(self) -> bool:
+        """Whether a duplex job may be accepted now: a free Moshi slot is left beyond the duplex
+        jobs accepted too recently for the gauges to show (a burst must not take more than
+        there are). Without the slot gauges (AGENT_CAPACITY_FROM_INFERENCE off), always."""
+        if self.capacity is None:
+            return True
+        slots = self.capacity.slots().get(MOSHI)
+        seen_until = self.capacity.taken_at - MOSHI_OPEN_S
+        now = self._clock()
+        with self._lock:
+            for job_id, since in list(self._opening_duplex.items()):
+                if now - since > ACCEPT_TTL_S:
+                    del self._opening_duplex[job_id]
+            opening = sum(1 for since in self._opening_duplex.values() if since > seen_until)
+        return moshi_admits(slots, opening)
 
     def jobs(self, server: Any) -> int:
         """Running jobs, and the ones accepted whose process is not running them yet."""
         running = {info.job.id for info in server.active_jobs}
-        now = time.monotonic()
+        now = self._clock()
         with self._lock:
             for job_id, since in list(self._accepting.items()):
                 if job_id in running or now - since > ACCEPT_TTL_S:
@@ -297,10 +359,6 @@ class WorkerLoad:
             task.add_done_callback(pending.discard)
 
         pool.on("process_closed", on_closed)
-
-
-def make_load_fnc(settings: Any) -> WorkerLoad:
-    return WorkerLoad(settings)
 
 
 def full_load(settings: Any) -> float:

@@ -129,14 +129,14 @@ class User:
 async def join(stack: Stack) -> AsyncIterator[Callable[..., object]]:
     users: list[User] = []
 
-    async def factory(room: str, identity: str = "user") -> User:
+    async def factory(room: str, identity: str = "user", character: str = "watercooler") -> User:
         token = make_token(
             stack.livekit.api_key,
             stack.livekit.api_secret,
             room=room,
             identity=identity,
             dispatch_agent=AGENT,
-            dispatch_metadata=json.dumps({"character": "watercooler"}),
+            dispatch_metadata=json.dumps({"character": character}),
         )
         participant = TestParticipant(identity=identity)
         user = User(participant)
@@ -386,3 +386,67 @@ async def test_a_burst_of_eight_rooms_on_four_slots(
     assert served_order == [u.participant.identity for u in waiting]
     for u in users:
         assert u.most_agents == 1
+
+
+@pytest.fixture(scope="module")
+def moshi_node(artifacts_dir: Path) -> Iterator[InferenceServer]:
+    """STT and TTS for 4 conversations, and one Moshi slot (the tiny keyed Moshi)."""
+    server = start_inference_server(
+        ROOT / ".cache" / "kyutai-tiny",
+        batch_size=4,
+        tts_batch_size=8,
+        extra_args=["--engines", "stt,tts,moshi", "--moshi-batch-size", "1"],
+        log_dir=artifacts_dir / "logs",
+    )
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+async def test_a_moshi_room_waits_in_line_while_moshi_is_full_and_cascade_rooms_do_not(
+    stack: Stack, join: Callable[..., object], moshi_node: InferenceServer, stub_llm: StubLLM
+) -> None:
+    """Moshi's slots are not in the worker's load: a duplex request is declined while Moshi is
+    full (the room waits in line, told its place, and gets Moshi when the slot frees), and a
+    cascade room is served meanwhile."""
+    worker = stack.start_worker(
+        "worker-dispatch-moshi",
+        AGENT_MAX_JOBS="4",
+        KYUTAI_STT_URL=moshi_node.url,
+        KYUTAI_TTS_URL=moshi_node.url,
+        KYUTAI_MOSHI_URL=moshi_node.url,
+        KYUTAI_API_KEY=moshi_node.api_key,
+    )
+    first: User = await join(room("moshi-first"), "first", "moshi")  # type: ignore[misc]
+    await first.participant.publish_microphone()
+    await first.participant.wait_for(
+        lambda: first.participant.agent_audio_after(0.0) is not None,
+        timeout=30,
+        what="Moshi's greeting in the first room",
+    )
+    second: User = await join(room("moshi-second"), "second", "moshi")  # type: ignore[misc]
+    await second.participant.publish_microphone()
+    await second.participant.wait_for(
+        lambda: any(m.get("state") == "waiting" for m in second.line),
+        timeout=20,
+        what="word that the second Moshi room waits in line",
+    )
+    assert not second.agents()
+    assert "wants Moshi, which has no free slot" in worker.process.log_tail(1_000_000)
+    # Moshi being full does not make the worker full: a cascade room gets its agent.
+    third: User = await join(room("cascade"), "third")  # type: ignore[misc]
+    await third.participant.wait_for_greeting(agent_timeout=15)
+    assert not second.agents()
+    # The first conversation ends: its Moshi slot frees, and the room in line gets Moshi.
+    await first.participant.leave()
+    freed = time.monotonic()
+    await second.participant.wait_for(lambda: bool(second.agents()), timeout=30, what="the agent")
+    await second.participant.wait_for(
+        lambda: second.participant.agent_audio_after(freed) is not None,
+        timeout=30,
+        what="Moshi's greeting in the second room",
+    )
+    print(f"the second room heard Moshi {time.monotonic() - freed:.2f}s after the first left")
+    assert second.most_agents == 1
+    assert "Moshi is unavailable" not in worker.process.log_tail(1_000_000)

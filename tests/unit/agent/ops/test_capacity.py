@@ -10,14 +10,16 @@ import pytest
 from aiohttp import web
 
 from agent.ops.capacity import (
+    MOSHI_OPEN_S,
     SERVER_TARGET_LOAD,
     InferenceCapacity,
     Slots,
+    WorkerLoad,
     combine_slots,
     fetch_slots,
     full_load,
     job_load,
-    make_load_fnc,
+    moshi_admits,
     parse_slot_gauges,
     worker_load,
 )
@@ -165,7 +167,7 @@ async def test_load_fnc_reads_a_live_metrics_endpoint() -> None:
             AGENT_MAX_JOBS=4,
             AGENT_CAPACITY_POLL_S=0.05,
         )
-        load_fnc = make_load_fnc(settings)
+        load_fnc = WorkerLoad(settings)
         server = SimpleNamespace(active_jobs=running(1))
         loop = asyncio.get_running_loop()
         full = full_load(settings)
@@ -182,7 +184,7 @@ async def test_load_fnc_reads_a_live_metrics_endpoint() -> None:
 
 def test_load_fnc_without_inference_counts_jobs_only() -> None:
     settings = AgentSettings(AGENT_MAX_JOBS=4, AGENT_CAPACITY_FROM_INFERENCE=False)
-    load_fnc = make_load_fnc(settings)
+    load_fnc = WorkerLoad(settings)
     assert load_fnc(SimpleNamespace(active_jobs=running(2))) == pytest.approx(
         0.5 * SERVER_TARGET_LOAD
     )
@@ -193,7 +195,7 @@ def test_load_fnc_without_inference_counts_jobs_only() -> None:
 def test_the_reported_load_stays_under_livekit_servers_target_until_full() -> None:
     # livekit-server offers jobs only below its target load (0.7): 3 of 4 must still get one.
     settings = AgentSettings(AGENT_MAX_JOBS=4, AGENT_CAPACITY_FROM_INFERENCE=False)
-    load_fnc = make_load_fnc(settings)
+    load_fnc = WorkerLoad(settings)
     assert load_fnc(SimpleNamespace(active_jobs=running(3))) < SERVER_TARGET_LOAD
     assert load_fnc(SimpleNamespace(active_jobs=running(4))) >= full_load(settings)
 
@@ -202,7 +204,7 @@ async def test_a_finished_job_is_reported_to_livekit_at_once() -> None:
     from livekit.agents.utils import EventEmitter
 
     settings = AgentSettings(AGENT_MAX_JOBS=2, AGENT_CAPACITY_FROM_INFERENCE=False)
-    load = make_load_fnc(settings)
+    load = WorkerLoad(settings)
     reported = asyncio.Event()
 
     class FakeServer:
@@ -225,7 +227,7 @@ async def test_a_finished_job_is_reported_to_livekit_at_once() -> None:
 
 def test_jobs_being_accepted_count_before_their_process_runs_them() -> None:
     settings = AgentSettings(AGENT_MAX_JOBS=4, AGENT_CAPACITY_FROM_INFERENCE=False)
-    load = make_load_fnc(settings)
+    load = WorkerLoad(settings)
     server = SimpleNamespace(active_jobs=running(2))
     load.accepting("AJ_new1")
     load.accepting("AJ_new2")
@@ -236,3 +238,54 @@ def test_jobs_being_accepted_count_before_their_process_runs_them() -> None:
     assert load.jobs(server) == 4
     load.not_accepted("AJ_new2")
     assert load.jobs(server) == 3
+
+
+def test_moshi_slots_do_not_make_the_load_but_decide_duplex_admission() -> None:
+    # A full Moshi must not turn cascade rooms away: the load is STT's and TTS's.
+    inference = {"stt": Slots(4, 8), "tts": Slots(8, 8), "moshi": Slots(0, 4)}
+    assert worker_load(0, 16, inference) == pytest.approx(0.5)
+    assert moshi_admits(Slots(1, 4), opening=0)
+    assert not moshi_admits(Slots(1, 4), opening=1)  # that one is being opened
+    assert not moshi_admits(Slots(0, 4), opening=0)
+    # No server reports Moshi slots (unreachable, or no Moshi engine): the session says so in
+    # the room, which a wait in line would not.
+    assert moshi_admits(Slots(0, 0), opening=3) and moshi_admits(None, opening=0)
+
+
+def test_a_duplex_burst_takes_no_more_moshi_slots_than_are_free() -> None:
+    now = [100.0]
+    gauges = {"stt": Slots(8, 8), "tts": Slots(8, 8), "moshi": Slots(2, 2)}
+    settings = AgentSettings(KYUTAI_MOSHI_URL="ws://127.0.0.1:9", AGENT_MAX_JOBS=8)
+    load = WorkerLoad(settings, duplex=True, clock=lambda: now[0])
+    capacity = InferenceCapacity(
+        {"stt": ["ws://a"], "tts": ["ws://a"], "moshi": ["ws://a"]},
+        fetch=lambda _url, _timeout: dict(gauges),
+        clock=lambda: now[0],
+    )
+    capacity._thread = threading.current_thread()  # no background thread: polled by hand
+    load.capacity = capacity
+    capacity.refresh()
+    # the gauges show 2 free: two duplex jobs are accepted, the third is declined
+    assert load.admits_duplex()
+    load.accepting("AJ_d1", duplex=True)
+    assert load.admits_duplex()
+    load.accepting("AJ_d2", duplex=True)
+    assert not load.admits_duplex()
+    # a cascade job holds no Moshi slot
+    load.accepting("AJ_c1")
+    # Once the gauges can show the two sessions, they are counted there, not twice: a slot
+    # freed since then (one session ended) admits a job again.
+    now[0] += 2 * MOSHI_OPEN_S
+    gauges["moshi"] = Slots(1, 2)
+    capacity.refresh()
+    assert load.admits_duplex()
+    gauges["moshi"] = Slots(0, 2)
+    capacity.refresh()
+    assert not load.admits_duplex()
+
+
+def test_without_the_gauges_every_duplex_job_is_admitted() -> None:
+    settings = AgentSettings(AGENT_CAPACITY_FROM_INFERENCE=False)
+    load = WorkerLoad(settings, duplex=True)
+    load.accepting("AJ_d1", duplex=True)
+    assert load.capacity is None and load.admits_duplex()
