@@ -167,13 +167,14 @@ class AgentSettings(BaseSettings):
     capacity_from_inference: bool = Field(
         True,
         description="report the worker full when its inference servers have no free STT or "
-        "TTS slot (read from their /metrics), not only at AGENT_MAX_JOBS",
+        "TTS slot (read from their /metrics), not only at AGENT_MAX_JOBS; decline rooms that "
+        "want Moshi while no Moshi slot is free",
         validation_alias="AGENT_CAPACITY_FROM_INFERENCE",
     )
     capacity_metrics_url: str | None = Field(
         None,
         description="where to read the slot gauges, comma-separated; unset = the /metrics of "
-        "KYUTAI_STT_URL and KYUTAI_TTS_URL",
+        "KYUTAI_STT_URL, KYUTAI_TTS_URL and (with a duplex character) KYUTAI_MOSHI_URL",
         validation_alias="AGENT_CAPACITY_METRICS_URL",
     )
     capacity_poll_interval_s: float = Field(
