@@ -20,7 +20,6 @@ import numpy as np
 from inference.tiny_moshi import MOSHI_VOICE_CODES
 
 FRAME = 1920  # Moshi's frame at 24 kHz
-SAMPLE_RATE = 24000
 
 
 @cache

@@ -24,6 +24,7 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     serve.add_argument("--engines", help="comma separated: stt, tts, moshi (default stt,tts)")
     serve.add_argument("--only", choices=["stt", "tts", "both"], help="older form of --engines")
     serve.add_argument("--device")
+    serve.add_argument("--torch-threads", type=int, help="CPU threads per torch op (0: auto)")
     serve.add_argument("--torch-compile", choices=["auto", "on", "off"])
     serve.add_argument("--stt-batch-size", type=int)
     serve.add_argument("--tts-batch-size", type=int)

@@ -184,5 +184,19 @@ def apply(policy: TorchPolicy) -> None:
     log.info("device %s: %s", policy.device, policy.reason)
 
 
+def threads_per_op(configured: int, device: str, cores: int, engines: int) -> int | None:
+    """CPU threads torch may give one operation; None keeps torch's default (one per core).
+
+    `configured` (KYUTAI_TORCH_THREADS) wins when set. Otherwise, on a CPU, the cores are shared
+    out among the engines, since each steps on a thread of its own: torch's default lets every
+    engine's operations claim every core at once, and on 2 cores three engines then spend their
+    time contending (measured in docs/moshi.md). On a GPU the default stays."""
+    if configured > 0:
+        return configured
+    if device.startswith("cuda"):
+        return None
+    return max(1, cores // max(1, engines))
+
+
 def compile_enabled() -> bool:
     return not env_flag("NO_TORCH_COMPILE")

@@ -313,6 +313,7 @@ def main(argv: list[str] | None = None) -> int:
         for busy in (False,) if args.no_busy else (False, True):
             engines_wanted = "stt,tts,moshi" if busy else "moshi"
             s = settings.model_copy(update={"engines": engines_wanted, "moshi_batch_size": bs})
+            server.set_torch_threads(s, device)  # as `serve` would for these engines
             if gpu:
                 torch.cuda.reset_peak_memory_stats()
             try:
@@ -326,6 +327,7 @@ def main(argv: list[str] | None = None) -> int:
                 row: dict[str, Any] = {
                     "batch_size": bs,
                     "with": "stt+tts busy" if busy else "alone",
+                    "torch_threads": torch.get_num_threads(),
                     **_ms(times),
                     "real_time_margin": round(0.08 / percentile(times, 0.99), 2),
                     **_memory(device),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import time
 import weakref
@@ -51,7 +52,19 @@ def configure_device(settings: Settings) -> device_policy.TorchPolicy:
         no_graph_env=device_policy.env_flag("NO_CUDA_GRAPH"),
     )
     device_policy.apply(policy)
+    set_torch_threads(settings, policy.device)
     return policy
+
+
+def set_torch_threads(settings: Settings, device: str) -> None:
+    """CPU threads per torch operation for the engines `settings` serves on `device`."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    threads = device_policy.threads_per_op(
+        settings.torch_threads, device, cores or 1, len(settings.engine_set)
+    )
+    if threads is not None:
+        torch.set_num_threads(threads)
+        log.info("torch: %d CPU thread(s) per operation", threads)
 
 
 ENGINE_ORDER = ("stt", "tts", "moshi")

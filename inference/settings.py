@@ -32,6 +32,12 @@ class Settings(BaseSettings):
     only: Only | None = Field(None, description="older spelling: stt, tts or both (stt,tts)")
     api_keys: str = Field("public_token", description="comma separated accepted auth ids")
     device: str = Field("", description="torch device; empty picks cuda when available")
+    torch_threads: int = Field(
+        0,
+        ge=0,
+        description="CPU threads torch gives one operation; 0 = on a CPU, the cores shared out "
+        "among the engines served (each steps on its own thread), on a GPU torch's default",
+    )
     torch_compile: CompilePolicy = Field(
         "auto",
         description="torch.compile on CUDA: auto (on when a C compiler is found), on, off",

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from inference.device import DeviceConfigError, decide, env_flag
+from inference.device import DeviceConfigError, decide, env_flag, threads_per_op
 
 
 def test_cpu_never_compiles_or_graphs_unless_asked() -> None:
@@ -72,3 +72,14 @@ def test_model_lock_serves_the_clocked_engine_first() -> None:
     for t in threads:
         t.join(10)
     assert order == ["moshi", "tts"]
+
+
+def test_cpu_cores_are_shared_out_among_the_engines() -> None:
+    # each engine steps on a thread of its own: three on 2 cores get one thread per operation
+    assert threads_per_op(0, "cpu", cores=2, engines=3) == 1
+    assert threads_per_op(0, "cpu", cores=16, engines=1) == 16
+    assert threads_per_op(0, "cpu", cores=16, engines=3) == 5
+    # the operator's KYUTAI_TORCH_THREADS wins; a GPU keeps torch's default
+    assert threads_per_op(4, "cpu", cores=2, engines=3) == 4
+    assert threads_per_op(0, "cuda:0", cores=16, engines=3) is None
+    assert threads_per_op(2, "cuda", cores=16, engines=3) == 2
