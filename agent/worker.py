@@ -53,7 +53,8 @@ def build_server(settings: AgentSettings) -> AgentServer:
 
     async def on_request(request: JobRequest) -> None:
         duplex = dispatch.wants_moshi(request.job.metadata, characters)
-        if duplex and not load.admits_duplex():
+        # Off the loop: before the poller's first snapshot, reading the slots waits for it.
+        if duplex and not await asyncio.to_thread(load.admits_duplex):
             # Not terminated: LiveKit offers it to another worker. If none takes it, the
             # dispatch has no job and the room waits in the dispatcher's line (told its place)
             # until a Moshi slot frees. (A terminated job reads as taken for 15 s.)
