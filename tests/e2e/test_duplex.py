@@ -240,6 +240,15 @@ async def test_an_intent_runs_a_slow_tool_while_moshi_talks_and_the_card_reaches
     await user.publish_microphone()
     # Moshi's greeting says "howdy": the rule raises look_up_definition(term="text"), 1.5 s
     await greeted(user)
+    # The user speaks only once the greeting has ended: a voice heard during it makes Moshi
+    # yield, and a greeting cut after "howdy tex" (a slow step can let it get that far) passes
+    # the word as far as it was said.
+    await user.wait_for(
+        lambda: user.agent_audio_stopped_after(0.0) is not None,
+        timeout=15,
+        what="the greeting's end",
+    )
+    # Moshi answers while the tool runs
     _onset, end = await user.say(speech_wav("Hi.", lead_silence_s=0.0))
     await user.wait_for(lambda: bool(cards), timeout=20, what="the tool card")
     card = json.loads(cards[0].text)
