@@ -2,6 +2,7 @@
 
 import type { Caption } from './captions';
 import type { ToolCard } from './cards';
+import { clamp } from './clamp';
 
 /** What the widget shows; also written to `data-state` on the widget root. */
 export type WidgetState =
@@ -131,8 +132,7 @@ export function toAffect(value: string | undefined): Affect | null {
     const { valence, arousal } = o as Record<string, unknown>;
     if (typeof valence !== 'number' || typeof arousal !== 'number') return null;
     if (!Number.isFinite(valence) || !Number.isFinite(arousal)) return null;
-    const clamp = (x: number) => Math.max(-1, Math.min(1, x));
-    return { valence: clamp(valence), arousal: clamp(arousal) };
+    return { valence: clamp(valence, -1, 1), arousal: clamp(arousal, -1, 1) };
   } catch {
     return null;
   }

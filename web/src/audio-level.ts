@@ -1,5 +1,6 @@
 // Agent audio level -> how open the mouth is. The maths is pure (unit-tested); the meter
 // wraps a Web Audio AnalyserNode on the agent's MediaStream.
+import { clamp } from './clamp';
 
 /** Below this the mouth stays shut (line noise, comfort noise, reverb tails). */
 export const FLOOR_DB = -50;
@@ -22,7 +23,7 @@ export function levelToOpenness(rmsLevel: number): number {
   if (!(rmsLevel > 0)) return 0;
   const db = 20 * Math.log10(rmsLevel);
   const t = (db - FLOOR_DB) / (CEIL_DB - FLOOR_DB);
-  return Math.min(1, Math.max(0, t));
+  return clamp(t, 0, 1);
 }
 
 /**

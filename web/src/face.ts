@@ -5,6 +5,7 @@
 
 import { levelToOpenness, smoothMouth } from './audio-level';
 import type { Affect, Emotion, WidgetState } from './api';
+import { clamp } from './clamp';
 import { type Pose, STILL, gaze, poseAt } from './motion';
 import { LOUDNESS_ONLY, type MouthShape, SHAPES, VisemeTrack, blendShape } from './visemes';
 
@@ -57,21 +58,22 @@ export const EMOTION_POINTS: Record<Emotion, Affect> = {
   confused: { valence: -0.2, arousal: 0.3 },
 };
 
-function clamp(x: number, lo = -1, hi = 1): number {
-  return Math.max(lo, Math.min(hi, x));
+/** Within the affect plane's range. */
+function unit(x: number): number {
+  return clamp(x, -1, 1);
 }
 
 /** The continuous part of affect: brows, eyes, mouth curve and blush as smooth functions of
  * the point, so a glide across the plane is a glide on the face. */
 export function applyAffect(e: Expression, point: Affect): Expression {
-  const v = clamp(point.valence);
-  const a = clamp(point.arousal);
+  const v = unit(point.valence);
+  const a = unit(point.arousal);
   const neg = Math.max(0, -v);
   const up = Math.max(0, a);
   const lift = 5 * up * (v >= 0 ? 1 : 0.4);
   return {
     ...e,
-    smile: clamp(e.smile + 0.9 * v),
+    smile: unit(e.smile + 0.9 * v),
     eyeOpen: e.eyeOpen * (1 + 0.3 * a) * (1 - 0.15 * Math.max(0, v)), // a smile squints
     browLiftL: e.browLiftL + lift,
     browLiftR: e.browLiftR + lift,
@@ -371,7 +373,7 @@ export class Face {
     });
     for (const cheek of this.cheeks) cheek.setAttribute('opacity', e.blush.toFixed(2));
     // loudness opens the mouth (silence closes it); the viseme scales and widens it
-    const open = Math.min(1, Math.max(this.mouthOpen * this.shape.open, e.restOpen));
+    const open = clamp(this.mouthOpen * this.shape.open, e.restOpen, 1);
     const width = e.mouthWidth * this.shape.width;
     this.mouth.setAttribute('d', mouthPath(open, e.smile * (1 - open * 0.6), width));
     this.head.setAttribute(

@@ -55,7 +55,6 @@ export function poseAt(
  * face widths; null looks at the viewer (centre). */
 export function gaze(target: { x: number; y: number } | null, reach = 4): { x: number; y: number } {
   if (!target) return { x: 0, y: 0 };
-  const clamp = (v: number) => Math.max(-reach, Math.min(reach, v));
-  // saturates about a face width away: the eyes turn, they do not roll
-  return { x: clamp(reach * Math.tanh(target.x)), y: clamp(reach * Math.tanh(target.y)) };
+  // saturates about a face width away (tanh stays within ±1): the eyes turn, they do not roll
+  return { x: reach * Math.tanh(target.x), y: reach * Math.tanh(target.y) };
 }

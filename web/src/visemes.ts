@@ -3,6 +3,7 @@
 // synchroniser releases each word as it is played), so a word's arrival is its start on the
 // audio clock; its letters are spread over an estimated duration, cut short by the next word.
 // The shape only scales and widens the mouth: loudness still opens it, so silence closes it.
+import { clamp } from './clamp';
 
 export type Viseme = 'open' | 'wide' | 'round' | 'closed' | 'teeth';
 
@@ -74,7 +75,7 @@ export function lettersToVisemes(word: string): Viseme[] {
 /** How long a word takes to say, roughly (espeak-like speech: ~65 ms a letter). */
 export function estimateWordMs(word: string): number {
   const n = word.replace(/[^\p{L}\p{N}]/gu, '').length;
-  return Math.min(900, Math.max(120, 65 * n));
+  return clamp(65 * n, 120, 900);
 }
 
 export interface Key {

@@ -78,13 +78,13 @@ async function faceGallery(page, dir, checks) {
     );
   const settled = () =>
     page.waitForFunction(() => {
-      const el = document.querySelector('.kyutai-widget').shadowRoot.querySelector('.kw-face');
+      const el = window.__kwFace();
       return el.dataset.settled === 'true';
     }, undefined, { timeout: 10_000, polling: 50 });
   // Samples of the face's data attributes, ~30 Hz: start, then collect once `n` are in.
   const startSampling = () =>
     page.evaluate(() => {
-      const el = document.querySelector('.kyutai-widget').shadowRoot.querySelector('.kw-face');
+      const el = window.__kwFace();
       window.__kwSamples = [];
       window.__kwSampler = setInterval(() => {
         const [open, width] = (el.getAttribute('data-mouth') ?? '0 1').split(' ').map(Number);
@@ -112,12 +112,12 @@ async function faceGallery(page, dir, checks) {
   const reducedMotion = async (reduce) => {
     await page.emulateMedia({ reducedMotion: reduce ? 'reduce' : 'no-preference' });
     const tick = await page.waitForFunction((r) => {
-      const el = document.querySelector('.kyutai-widget').shadowRoot.querySelector('.kw-face');
+      const el = window.__kwFace();
       return el.dataset.reducedMotion === String(r) && Number(el.dataset.tick);
     }, reduce, { timeout: 5_000, polling: 20 });
     // the next frame's pose reflects it
     await page.waitForFunction((t) => {
-      const el = document.querySelector('.kyutai-widget').shadowRoot.querySelector('.kw-face');
+      const el = window.__kwFace();
       return Number(el.dataset.tick) > t;
     }, await tick.jsonValue(), { timeout: 5_000, polling: 20 });
   };
@@ -202,6 +202,10 @@ async function main() {
     permissions: config.denyMicrophone ? [] : ['microphone', 'camera'],
   });
   const page = context.pages()[0] ?? (await context.newPage());
+  // in the page: the widget's face element, for the checks that read its data attributes
+  await context.addInitScript(() => {
+    window.__kwFace = () => document.querySelector('.kyutai-widget').shadowRoot.querySelector('.kw-face');
+  });
   page.on('console', (m) => {
     if (m.type() === 'error' || m.type() === 'warning' || config.verbose) log(`console.${m.type()}:`, m.text());
   });
@@ -288,7 +292,7 @@ async function main() {
       window.__kwMouth = [];
       window.__kwVisemes = [];
       window.__kwNods = [];
-      const face = document.querySelector('.kyutai-widget').shadowRoot.querySelector('.kw-face');
+      const face = window.__kwFace();
       setInterval(() => {
         window.__kwMouth.push(Number(face.getAttribute('data-mouth-open')));
         window.__kwVisemes.push(face.dataset.viseme ?? 'none');
@@ -329,9 +333,9 @@ async function main() {
       // a click without moving the pointer: the gaze seen next is the camera's, not the mouse's
       await page.locator('.kw-camera').dispatchEvent('click');
       const gazeOf = () =>
-        page.evaluate(() => document.querySelector('.kyutai-widget').shadowRoot.querySelector('.kw-face').dataset.gaze ?? '0.00 0.00');
+        page.evaluate(() => window.__kwFace().dataset.gaze ?? '0.00 0.00');
       await page.waitForFunction(() => {
-        const el = document.querySelector('.kyutai-widget').shadowRoot.querySelector('.kw-face');
+        const el = window.__kwFace();
         return (el.dataset.gaze ?? '0.00 0.00') !== '0.00 0.00';
       }, undefined, { timeout: left(), polling: 50 });
       result.checks.camera = { gaze: await gazeOf(), pressed: await page.locator('.kw-camera').getAttribute('aria-pressed') };
