@@ -40,18 +40,15 @@ def stub_llm(stub_llm_server: StubLLM) -> StubLLM:
 @pytest.fixture(scope="session")
 def inference_server(artifacts_dir: Path) -> Iterator[InferenceServer]:
     """The real inference server with the tiny models (generated once into .cache/)."""
-    server = start_inference_server(
+    with start_inference_server(
         ROOT / ".cache" / "kyutai-tiny",
         batch_size=8,
         # A conversation holds up to two TTS slots (the pre-connected socket and the one
         # speaking); tests run up to 6-8 rooms at once.
         tts_batch_size=16,
         log_dir=artifacts_dir / "logs",
-    )
-    try:
+    ) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="session")

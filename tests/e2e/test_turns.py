@@ -30,17 +30,14 @@ MakeParticipant = Callable[..., Awaitable[TestParticipant]]
 
 @pytest.fixture(scope="module")
 def noheads_inference(artifacts_dir: Path) -> Iterator[InferenceServer]:
-    server = start_inference_server(
+    with start_inference_server(
         ROOT / ".cache" / "kyutai-tiny",
         models="tiny-noheads",
         batch_size=4,
         tts_batch_size=8,
         log_dir=artifacts_dir / "logs",
-    )
-    try:
+    ) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="module", params=["pause-heads", "no-heads", "vad-setting"])

@@ -36,9 +36,8 @@ DELAY_FRAMES = 6  # tiny STT: 0.5 s
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InferenceServer]:
     # default KYUTAI_MAX_BUFFERED_SECONDS (30 s): the 57 s recording is twice the backlog
-    srv = start_inference_server(tmp_path_factory.mktemp("kyutai-tiny"), batch_size=2)
-    yield srv
-    srv.stop()
+    with start_inference_server(tmp_path_factory.mktemp("kyutai-tiny"), batch_size=2) as srv:
+        yield srv
 
 
 async def _metric(http: aiohttp.ClientSession, srv: InferenceServer, name: str) -> float:

@@ -27,13 +27,12 @@ MAX_BYTES = 64 * 1024
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InferenceServer]:
-    srv = start_inference_server(
+    with start_inference_server(
         tmp_path_factory.mktemp("kyutai-tiny"),
         batch_size=1,
         env={"KYUTAI_MAX_MESSAGE_BYTES": str(MAX_BYTES)},
-    )
-    yield srv
-    srv.stop()
+    ) as srv:
+        yield srv
 
 
 def auth(srv: InferenceServer) -> dict[str, str]:

@@ -43,14 +43,13 @@ TEXTS = [
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InferenceServer]:
-    srv = start_inference_server(
+    with start_inference_server(
         tmp_path_factory.mktemp("kyutai-tiny"),
         batch_size=N,
         tts_batch_size=N,
         extra_args=["--tts-temp", "0"],
-    )
-    yield srv
-    srv.stop()
+    ) as srv:
+        yield srv
 
 
 class _Live:

@@ -34,9 +34,8 @@ VOICE_DIM = 512  # speaker embedding width of the TTS voices ([1, 512, T])
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InferenceServer]:
-    srv = start_inference_server(tmp_path_factory.mktemp("kyutai-tiny"), batch_size=2)
-    yield srv
-    srv.stop()
+    with start_inference_server(tmp_path_factory.mktemp("kyutai-tiny"), batch_size=2) as srv:
+        yield srv
 
 
 def auth(srv: InferenceServer) -> dict[str, str]:

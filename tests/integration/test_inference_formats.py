@@ -26,9 +26,8 @@ WORDS = "hello there how are you".split()
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InferenceServer]:
-    srv = start_inference_server(tmp_path_factory.mktemp("kyutai-tiny"), batch_size=2)
-    yield srv
-    srv.stop()
+    with start_inference_server(tmp_path_factory.mktemp("kyutai-tiny"), batch_size=2) as srv:
+        yield srv
 
 
 def auth(srv: InferenceServer) -> dict[str, str]:

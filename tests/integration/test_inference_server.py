@@ -34,9 +34,8 @@ def tiny_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def server(tiny_cache: Path) -> Iterator[InferenceServer]:
-    srv = start_inference_server(tiny_cache, batch_size=2)
-    yield srv
-    srv.stop()
+    with start_inference_server(tiny_cache, batch_size=2) as srv:
+        yield srv
 
 
 def pack(msg: dict[str, Any]) -> bytes:

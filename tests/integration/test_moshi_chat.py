@@ -36,13 +36,12 @@ SILENT = np.zeros(1920, np.float32)
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InferenceServer]:
-    srv = start_inference_server(
+    with start_inference_server(
         tmp_path_factory.mktemp("kyutai-tiny"),
         extra_args=["--engines", "moshi", "--moshi-batch-size", str(SLOTS)],
         env={"KYUTAI_MAX_MESSAGE_BYTES": str(MAX_BYTES)},
-    )
-    yield srv
-    srv.stop()
+    ) as srv:
+        yield srv
 
 
 @pytest.fixture(scope="module")

@@ -141,9 +141,8 @@ def plugin_tiny_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def server(plugin_tiny_cache: Path) -> Iterator[InferenceServer]:
-    srv = start_inference_server(plugin_tiny_cache, batch_size=2)
-    yield srv
-    srv.stop()
+    with start_inference_server(plugin_tiny_cache, batch_size=2) as srv:
+        yield srv
 
 
 NO_RETRY = APIConnectOptions(max_retry=0, timeout=10.0)

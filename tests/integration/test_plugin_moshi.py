@@ -46,9 +46,8 @@ def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def server(cache: Path) -> Iterator[InferenceServer]:
-    srv = _moshi_server(cache)
-    yield srv
-    srv.stop()
+    with _moshi_server(cache) as srv:
+        yield srv
 
 
 @pytest.fixture(scope="module")

@@ -47,11 +47,10 @@ REPO = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="module")
 def ours(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InferenceServer]:
-    srv = start_inference_server(
+    with start_inference_server(
         tmp_path_factory.mktemp("kyutai-tiny"), batch_size=2, tts_batch_size=2
-    )
-    yield srv
-    srv.stop()
+    ) as srv:
+        yield srv
 
 
 @pytest.fixture(scope="module")

@@ -38,20 +38,20 @@ def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def ours(cache: Path) -> Iterator[InferenceServer]:
-    srv = start_inference_server(
+    with start_inference_server(
         cache, extra_args=["--engines", "moshi", "--moshi-batch-size", "2"]
-    )
-    yield srv
-    srv.stop()
+    ) as srv:
+        yield srv
 
 
 @pytest.fixture(scope="module")
 def kyutai(cache: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[MoshiPyServer]:
     from inference.tiny import tiny_root
 
-    srv = start_moshi_py_server(tiny_root(cache) / "moshi", tmp_path_factory.mktemp("moshi-py"))
-    yield srv
-    srv.stop()
+    with start_moshi_py_server(
+        tiny_root(cache) / "moshi", tmp_path_factory.mktemp("moshi-py")
+    ) as srv:
+        yield srv
 
 
 @pytest.fixture(scope="module")
