@@ -24,6 +24,7 @@ from agent.ops.waterfall import Waterfall
 from agent.session import build_agent, build_session, load_vad, parse_room_metadata, room_options
 from agent.settings import AgentSettings
 from catalog.characters import CharacterSet
+from catalog.dispatch import wants_duplex
 from catalog.load import load_catalog
 from catalog.prompt_data import PromptData
 
@@ -52,7 +53,7 @@ def build_server(settings: AgentSettings) -> AgentServer:
     )
 
     async def on_request(request: JobRequest) -> None:
-        duplex = dispatch.wants_moshi(request.job.metadata, characters)
+        duplex = wants_duplex(request.job.metadata, characters)
         # Off the loop: before the poller's first snapshot, reading the slots waits for it.
         if duplex and not await asyncio.to_thread(load.admits_duplex):
             # Not terminated: LiveKit offers it to another worker. If none takes it, the

@@ -283,6 +283,15 @@ def warning(problem: Problem) -> str:
     )
 
 
+def wants_duplex(metadata: str | bytes | None, characters: CharacterSet) -> bool:
+    """Whether a dispatch's metadata picks a duplex (Moshi) character: what the character the
+    job will play (the default, for bad metadata) needs. Quiet: the job logs the metadata's
+    problems when it reads it."""
+    selection = Selection.from_metadata(metadata, characters, lambda _problem: None)
+    character = characters.get(selection.character)
+    return character is not None and character.duplex
+
+
 def lenient(logger: logging.Logger) -> OnProblem:
     """Go on with the default: log a warning on ``logger`` and let ``resolve`` use the fallback."""
 

@@ -15,6 +15,7 @@ import sys
 from aiohttp import web
 from pydantic import ValidationError
 
+from catalog.characters import CharactersError, load_characters
 from dispatcher.app import build_app
 from dispatcher.settings import DispatcherSettings
 
@@ -38,9 +39,14 @@ def main(argv: list[str] | None = None) -> None:
             what = "not set" if err["type"] == "missing" else err["msg"]
             print(f"dispatcher: {err['loc'][0]}: {what}", file=sys.stderr)
         raise SystemExit(2) from None
+    try:
+        characters = load_characters(settings.characters_file)
+    except CharactersError as exc:
+        print(f"dispatcher: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     web.run_app(
-        build_app(settings),
+        build_app(settings, characters),
         host=args.host,
         port=args.port,
         print=None,

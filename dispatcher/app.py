@@ -10,6 +10,8 @@ from aiohttp import web
 from livekit import api
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from catalog.characters import CharacterSet
+from dispatcher.lanes import lane_by_character
 from dispatcher.line import Line
 from dispatcher.log import logger
 from dispatcher.rooms import Rounds
@@ -20,13 +22,16 @@ RECEIVER = web.AppKey("receiver", api.WebhookReceiver)
 TASK = web.AppKey("task", asyncio.Task[None])
 
 
-def build_app(settings: DispatcherSettings) -> web.Application:
+def build_app(settings: DispatcherSettings, characters: CharacterSet) -> web.Application:
     key, secret = settings.livekit_api_key, settings.livekit_api_secret.get_secret_value()
     app = web.Application()
 
     async def start(app: web.Application) -> None:
         line = Line(
-            accept_s=settings.accept_s, connect_s=settings.connect_s, give_up_s=settings.give_up_s
+            accept_s=settings.accept_s,
+            connect_s=settings.connect_s,
+            give_up_s=settings.give_up_s,
+            lane_of=lane_by_character(characters),
         )
         rounds = Rounds(
             api.LiveKitAPI(settings.livekit_url, key, secret),  # ws:// is mapped to http:// there

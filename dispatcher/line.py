@@ -9,15 +9,26 @@ takes it.
 
 Each dispatch is judged by what the server lists: no job `accept_s` after it was first seen
 means no worker took it; a job means a worker did, and its agent has `connect_s` to join.
-A room is dispatched again only when nothing of it is pending and every room ahead of it has
-a worker (strict order). Several dispatchers may watch the same server: one sees the others'
-attempts in the list (later than they were made, so their own window lasts longer and the
-maker retries first), and an agent that finds another of ours in its room leaves.
+A room is dispatched again only when nothing of it is pending and every room ahead of it in
+its lane has a worker (strict order within a lane). Rooms wait in lanes by what their agent
+needs (`lane_of` their first dispatch's metadata: a Moshi slot or the cascade's STT and TTS),
+so a room held back by a full Moshi does not hold back the cascade rooms behind it; each room
+is told its place in its own lane. Several dispatchers may watch the same server: one sees
+the others' attempts in the list (later than they were made, so their own window lasts longer
+and the maker retries first), and an agent that finds another of ours in its room leaves.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+
+ONE_LANE = ""
+
+
+def one_lane(_metadata: str) -> str:
+    """Every room in one line (no catalogue to tell the rooms' needs apart)."""
+    return ONE_LANE
 
 
 @dataclass(frozen=True)
@@ -77,6 +88,7 @@ class _Room:
     taken: dict[str, float] = field(default_factory=dict)  # dispatch id -> first seen with a job
     waiting_since: float | None = None
     metadata: str = ""
+    lane: str = ONE_LANE
     given_up: bool = False
 
 
@@ -85,6 +97,7 @@ class Line:
     accept_s: float = 1.0
     connect_s: float = 15.0
     give_up_s: float = 300.0
+    lane_of: Callable[[str], str] = one_lane  # a room's lane, from its dispatch metadata
     rooms: dict[str, _Room] = field(default_factory=dict)
 
     def created(self, room: str, dispatch_id: str, now: float) -> None:
@@ -111,8 +124,8 @@ class Line:
                 if room.waiting_since is not None and not room.given_up
             ),
         )
-        position = 0
-        blocked = False  # strict order: nothing is dispatched past a room still unanswered
+        positions: dict[str, int] = {}
+        blocked: set[str] = set()  # strict order: nothing passes a room still unanswered
         for since, name in line:
             room, view = self.rooms[name], views_by_name[name]
             if any(now - t < self.connect_s for t in room.taken.values()):
@@ -122,11 +135,11 @@ class Line:
                 room.given_up = True
                 actions.append(GiveUp(name, waited, tuple(d.id for d in view.dispatches)))
                 continue
-            position += 1
+            position = positions[room.lane] = positions.get(room.lane, 0) + 1
             actions.append(Tell(name, position, waited))
-            if blocked:
+            if room.lane in blocked:
                 continue
-            blocked = True
+            blocked.add(room.lane)
             pending = any(
                 d.jobs == 0 and now - room.seen[d.id] < self.accept_s for d in view.dispatches
             )
@@ -157,4 +170,5 @@ class Line:
             # The oldest dispatch carries what the person asked for (the character).
             first = min(view.dispatches, key=lambda d: room.seen[d.id])
             room.metadata = first.metadata
+            room.lane = self.lane_of(first.metadata)
         return []

@@ -6,6 +6,8 @@ The same variable names as the worker's, so one `.env` serves both processes.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -56,6 +58,11 @@ class DispatcherSettings(BaseSettings):
         gt=0,
         description="a room waiting this long is told no agent will come",
         validation_alias="DISPATCHER_GIVE_UP_S",
+    )
+    characters_file: Path = Field(
+        Path("characters.yaml"),
+        description="the characters catalogue (the worker's): rooms wanting Moshi wait apart",
+        validation_alias="KYUTAI_CHARACTERS_FILE",
     )
 
     @field_validator("livekit_api_key", "agent_name")

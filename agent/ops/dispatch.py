@@ -20,8 +20,7 @@ from livekit import api, rtc
 from livekit.agents import JobContext
 
 from agent.log import logger
-from catalog.characters import CharacterSet
-from catalog.dispatch import RoomChoice, Selection
+from catalog.dispatch import RoomChoice
 
 AGENT_NAME_ATTRIBUTE = "lk.agent.name"
 CHARACTER_ATTRIBUTE = "kyutai.character"
@@ -37,14 +36,6 @@ def played(choice: RoomChoice, problems: list[str]) -> dict[str, str]:
     if problems:
         attributes[WARNING_ATTRIBUTE] = "; ".join(problems)[:MAX_WARNING_CHARS]
     return attributes
-
-
-def wants_moshi(metadata: str | bytes | None, characters: CharacterSet) -> bool:
-    """Whether a job's dispatch metadata picks a duplex (Moshi) character. Quiet: the job logs
-    the metadata's problems when it reads it again."""
-    selection = Selection.from_metadata(metadata, characters, lambda _problem: None)
-    character = characters.get(selection.character)
-    return character is not None and character.duplex
 
 
 def other_agent(room: rtc.Room, agent_name: str) -> str | None:

@@ -60,16 +60,13 @@ class Stack:
 def small_node(artifacts_dir: Path) -> Iterator[InferenceServer]:
     """A node with slots for 4 conversations: 4 STT slots, 8 TTS slots (a conversation holds a
     pre-connected TTS socket beside the one speaking)."""
-    server = start_inference_server(
+    with start_inference_server(
         ROOT / ".cache" / "kyutai-tiny",
         batch_size=4,
         tts_batch_size=8,
         log_dir=artifacts_dir / "logs",
-    )
-    try:
+    ) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture
@@ -391,17 +388,14 @@ async def test_a_burst_of_eight_rooms_on_four_slots(
 @pytest.fixture(scope="module")
 def moshi_node(artifacts_dir: Path) -> Iterator[InferenceServer]:
     """STT and TTS for 4 conversations, and one Moshi slot (the tiny keyed Moshi)."""
-    server = start_inference_server(
+    with start_inference_server(
         ROOT / ".cache" / "kyutai-tiny",
         batch_size=4,
         tts_batch_size=8,
         extra_args=["--engines", "stt,tts,moshi", "--moshi-batch-size", "1"],
         log_dir=artifacts_dir / "logs",
-    )
-    try:
+    ) as server:
         yield server
-    finally:
-        server.stop()
 
 
 async def test_a_moshi_room_waits_in_line_while_moshi_is_full_and_cascade_rooms_do_not(
@@ -409,10 +403,11 @@ async def test_a_moshi_room_waits_in_line_while_moshi_is_full_and_cascade_rooms_
 ) -> None:
     """Moshi's slots are not in the worker's load: a duplex request is declined while Moshi is
     full (the room waits in line, told its place, and gets Moshi when the slot frees), and a
-    cascade room is served meanwhile."""
+    cascade room is served meanwhile; a cascade room in line behind the Moshi room (the worker
+    was full) is served as soon as a conversation slot frees, while Moshi is still full."""
     worker = stack.start_worker(
         "worker-dispatch-moshi",
-        AGENT_MAX_JOBS="4",
+        AGENT_MAX_JOBS="2",
         KYUTAI_STT_URL=moshi_node.url,
         KYUTAI_TTS_URL=moshi_node.url,
         KYUTAI_MOSHI_URL=moshi_node.url,
@@ -437,6 +432,21 @@ async def test_a_moshi_room_waits_in_line_while_moshi_is_full_and_cascade_rooms_
     # Moshi being full does not make the worker full: a cascade room gets its agent.
     third: User = await join(room("cascade"), "third")  # type: ignore[misc]
     await third.participant.wait_for_greeting(agent_timeout=15)
+    assert not second.agents()
+    # Two conversations fill the worker: a fourth room (cascade) waits in line behind the
+    # second, first in a lane of its own (what it waits for is not a Moshi slot).
+    fourth: User = await join(room("cascade-later"), "fourth")  # type: ignore[misc]
+    await fourth.participant.wait_for(
+        lambda: any(m.get("state") == "waiting" for m in fourth.line),
+        timeout=20,
+        what="word that the cascade room waits in line",
+    )
+    assert [m.get("position") for m in fourth.line if m.get("state") == "waiting"][-1] == 1
+    assert not fourth.agents()
+    # The cascade conversation ends: the fourth room gets its agent while Moshi is still
+    # full and the Moshi room stays in line (it does not hold the cascade lane back).
+    await third.participant.leave()
+    await fourth.participant.wait_for_greeting(agent_timeout=30)
     assert not second.agents()
     # The first conversation ends: its Moshi slot frees, and the room in line gets Moshi.
     await first.participant.leave()

@@ -83,9 +83,8 @@ def _worker(
 
 @pytest.fixture(scope="module")
 def moshi_server(artifacts_dir: Path) -> Iterator[InferenceServer]:
-    server = _server(artifacts_dir, "tiny/moshi")
-    yield server
-    server.stop()
+    with _server(artifacts_dir, "tiny/moshi") as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
@@ -315,15 +314,12 @@ def stubborn_worker(
     stub_llm_server: StubLLM,
     characters_file: Path,
 ) -> Iterator[WorkerHandle]:
-    server = _server(artifacts_dir, "tiny/moshi-stubborn")
-    try:
+    with _server(artifacts_dir, "tiny/moshi-stubborn") as server:
         handle = _worker(
             livekit_server, artifacts_dir, server, stub_llm_server, characters_file, "stubborn"
         )
         yield handle
         handle.stop()
-    finally:
-        server.stop()
 
 
 async def test_a_moshi_that_never_yields_is_heard_through_the_users_speech(

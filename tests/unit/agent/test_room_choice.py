@@ -240,12 +240,12 @@ def test_the_agent_publishes_what_it_replaced(characters: CharacterSet) -> None:
 def test_a_request_for_moshi_is_known_before_it_is_accepted(
     characters: CharacterSet, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from agent.ops.dispatch import wants_moshi
+    from catalog.dispatch import wants_duplex
 
-    assert wants_moshi(_meta(character="moshi"), characters)
-    assert not wants_moshi(_meta(character="tutor"), characters)
+    assert wants_duplex(_meta(character="moshi"), characters)
+    assert not wants_duplex(_meta(character="tutor"), characters)
     # what the job would fall back to (the default character) decides, and nothing is logged:
     # the job reports the metadata's problems itself
-    assert not wants_moshi("not json", characters) and not wants_moshi(None, characters)
-    assert not wants_moshi(_meta(character="nobody"), characters)
+    assert not wants_duplex("not json", characters) and not wants_duplex(None, characters)
+    assert not wants_duplex(_meta(character="nobody"), characters)
     assert _warnings(caplog) == []

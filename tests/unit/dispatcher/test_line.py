@@ -134,3 +134,40 @@ def test_another_dispatchers_attempt_is_waited_for() -> None:
     assert dispatched(line.decide(rooms, now=3.0)) == []
     assert dispatched(line.decide(rooms, now=4.5)) == []
     assert dispatched(line.decide(rooms, now=5.0)) == ["a"]
+
+
+def test_each_lane_keeps_its_own_order() -> None:
+    """A room waiting for Moshi does not hold back the cascade rooms behind it: each lane is
+    first come, first served, and each room is told its place in its own lane."""
+    line = Line(accept_s=2.0, lane_of=lambda metadata: "moshi" if "moshi" in metadata else "")
+    moshi = '{"character": "moshi"}'
+    rooms = [
+        waiting("duplex-1", unanswered("d1", moshi)),
+        waiting("duplex-2", unanswered("d2", moshi)),
+        waiting("cascade", unanswered("d3")),
+    ]
+    line.decide(rooms[:1], now=0.0)
+    line.decide(rooms[:2], now=0.5)
+    line.decide(rooms, now=1.0)
+    actions = line.decide(rooms, now=3.0)
+    # the head of each lane is tried again; the second Moshi room waits behind the first
+    assert sorted(dispatched(actions)) == ["cascade", "duplex-1"]
+    assert [(a.room, a.position) for a in actions if isinstance(a, Tell)] == [
+        ("duplex-1", 1),
+        ("duplex-2", 2),
+        ("cascade", 1),
+    ]
+
+
+def test_a_room_keeps_the_lane_of_its_first_dispatch() -> None:
+    lanes: list[str] = []
+
+    def lane_of(metadata: str) -> str:
+        lanes.append(metadata)
+        return "moshi"
+
+    line = Line(accept_s=2.0, lane_of=lane_of)
+    line.decide([waiting("r", unanswered("d1", "first"))], now=0.0)
+    line.created("r", "d2", now=2.0)
+    line.decide([waiting("r", unanswered("d1", "first"), unanswered("d2", "first"))], now=2.0)
+    assert lanes == ["first"]  # read once, when the room began to wait

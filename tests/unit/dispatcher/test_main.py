@@ -32,3 +32,20 @@ def test_a_blank_agent_name_is_refused(
     with pytest.raises(SystemExit):
         main([])
     assert "LIVEKIT_AGENT_NAME" in capsys.readouterr().err
+
+
+def test_a_missing_characters_file_is_named(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: object, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The dispatcher reads the worker's catalogue (a Moshi room waits in a lane of its own):
+    without it, it says which file and which variable, and does not start."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("LIVEKIT_API_KEY", "key")
+    monkeypatch.setenv("LIVEKIT_API_SECRET", "secret")
+    monkeypatch.setenv("KYUTAI_CHARACTERS_FILE", "nowhere.yaml")
+    with pytest.raises(SystemExit) as exit_info:
+        main([])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "nowhere.yaml" in err and "KYUTAI_CHARACTERS_FILE" in err
+    assert "Traceback" not in err
