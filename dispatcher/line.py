@@ -12,10 +12,11 @@ means no worker took it; a job means a worker did, and its agent has `connect_s`
 A room is dispatched again only when nothing of it is pending and every room ahead of it in
 its lane has a worker (strict order within a lane). Rooms wait in lanes by what their agent
 needs (`lane_of` their first dispatch's metadata: a Moshi slot or the cascade's STT and TTS),
-so a room held back by a full Moshi does not hold back the cascade rooms behind it; each room
-is told its place in its own lane. Several dispatchers may watch the same server: one sees
-the others' attempts in the list (later than they were made, so their own window lasts longer
-and the maker retries first), and an agent that finds another of ours in its room leaves.
+so a room held back by a full Moshi does not hold back the cascade rooms behind it. Each room
+is told its place in its own lane, once its first dispatch had `accept_s` to be taken.
+Several dispatchers may watch the same server: one sees the others' attempts in the list
+(later than they were made, so their own window lasts longer and the maker retries first),
+and an agent that finds another of ours in its room leaves.
 """
 
 from __future__ import annotations
@@ -136,7 +137,10 @@ class Line:
                 actions.append(GiveUp(name, waited, tuple(d.id for d in view.dispatches)))
                 continue
             position = positions[room.lane] = positions.get(room.lane, 0) + 1
-            actions.append(Tell(name, position, waited))
+            if waited >= self.accept_s:
+                # (not before: its first dispatch may yet be taken, and a room whose agent is
+                # on its way would be told it waits in line)
+                actions.append(Tell(name, position, waited))
             if room.lane in blocked:
                 continue
             blocked.add(room.lane)

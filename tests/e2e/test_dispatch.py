@@ -428,7 +428,11 @@ async def test_a_moshi_room_waits_in_line_while_moshi_is_full_and_cascade_rooms_
         what="word that the second Moshi room waits in line",
     )
     assert not second.agents()
-    assert "wants Moshi, which has no free slot" in worker.process.log_tail(1_000_000)
+    await second.participant.wait_for(
+        lambda: "wants Moshi, which has no free slot" in worker.process.log_tail(1_000_000),
+        timeout=10,
+        what="the worker's word that it declined the Moshi room",
+    )
     # Moshi being full does not make the worker full: a cascade room gets its agent.
     third: User = await join(room("cascade"), "third")  # type: ignore[misc]
     await third.participant.wait_for_greeting(agent_timeout=15)

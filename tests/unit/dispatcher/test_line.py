@@ -44,6 +44,15 @@ def test_a_dispatch_no_worker_took_is_made_again_with_its_metadata() -> None:
     assert Tell("a", 1, 2.0) in actions
 
 
+def test_a_room_is_not_told_it_waits_while_its_first_dispatch_may_be_taken() -> None:
+    """Every room starts with an unanswered dispatch: until a worker had `accept_s` to take
+    it, the room is not in line (no "you are number 1" flash before every agent)."""
+    line = Line(accept_s=1.0)
+    assert line.decide([waiting("a", unanswered())], now=0.0) == []
+    assert line.decide([waiting("a", unanswered())], now=0.9) == []
+    assert line.decide([waiting("a", taken())], now=1.2) == []  # its agent is on the way
+
+
 def test_our_own_attempt_waits_from_when_it_was_made() -> None:
     line = Line(accept_s=2.0)
     line.decide([waiting("a", unanswered())], now=0.0)
@@ -66,9 +75,12 @@ def test_first_come_first_served() -> None:
     line.decide([waiting("first", unanswered("d1"))], now=0.0)
     rooms = [waiting("first", unanswered("d1")), waiting("second", unanswered("d2"))]
     line.decide(rooms, now=1.0)
-    # No worker: only the head of the line is tried again, and each is told its place.
+    # No worker: only the head of the line is tried again, and it is told its place; the
+    # second room's own dispatch may still be taken (seen at 1.0), so it is not told yet.
     actions = line.decide(rooms, now=2.0)
     assert dispatched(actions) == ["first"]
+    assert [(a.room, a.position) for a in actions if isinstance(a, Tell)] == [("first", 1)]
+    actions = line.decide(rooms, now=3.0)
     assert [(a.room, a.position) for a in actions if isinstance(a, Tell)] == [
         ("first", 1),
         ("second", 2),
